@@ -1,0 +1,233 @@
+#include "faultline/api/validate.h"
+
+#include <string>
+
+#include "faultline/api/cat.h"
+#include "faultline/api/units.h"
+
+namespace faultline::api {
+namespace {
+
+using faultline::v1::Experiment;
+using faultline::v1::Fault;
+using faultline::v1::Target;
+
+absl::Status Error(std::string_view field, std::string_view reason) {
+  return absl::InvalidArgumentError(Cat(field, ": ", reason));
+}
+
+int64_t Nanos(const google::protobuf::Duration& d) { return d.seconds() * 1'000'000'000 + d.nanos(); }
+
+bool ValidName(std::string_view name, size_t max_length, std::string_view extra_chars) {
+  if (name.empty() || name.size() > max_length) return false;
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && extra_chars.find(c) == std::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::Status CheckPercent(std::string_view field, double value, bool zero_allowed) {
+  if (!(value >= 0 && value <= 100) || (!zero_allowed && value == 0)) {
+    return Error(field,
+                 Cat(value, " is not a percentage ", zero_allowed ? "from 0" : "over 0", " up to 100"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckCidrs(const std::string& field,
+                        const google::protobuf::RepeatedPtrField<std::string>& cidrs) {
+  for (int i = 0; i < cidrs.size(); i++) {
+    absl::StatusOr<Cidr> cidr = ParseCidr(cidrs[i]);
+    if (!cidr.ok()) return Error(Cat(field, "[", i, "]"), std::string(cidr.status().message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateTarget(const std::string& field, const Target& target) {
+  if (target.interface().empty()) return Error(field + ".interface", "required: the interface to fault");
+  // Linux interface names: at most 15 bytes, no '/', ':' or whitespace.
+  if (target.interface().size() > 15 || target.interface().find_first_of("/: \t\n") != std::string::npos) {
+    return Error(field + ".interface", Cat("\"", target.interface(), "\" is not an interface name"));
+  }
+  if (target.has_netns_path() && (target.netns_path().empty() || target.netns_path()[0] != '/')) {
+    return Error(field + ".netns_path",
+                 Cat("\"", target.netns_path(), "\" is not an absolute path such as /run/netns/NAME"));
+  }
+  if (target.has_pid() && target.pid() == 0) return Error(field + ".pid", "0 is not a process id");
+  if (!faultline::v1::Direction_IsValid(target.direction())) {
+    return Error(field + ".direction", Cat("unknown value ", target.direction()));
+  }
+  if (!faultline::v1::Protocol_IsValid(target.protocol())) {
+    return Error(field + ".protocol", Cat("unknown value ", target.protocol()));
+  }
+  if (absl::Status s = CheckCidrs(field + ".peers", target.peers()); !s.ok()) return s;
+  if (absl::Status s = CheckCidrs(field + ".excluded_peers", target.excluded_peers()); !s.ok()) return s;
+  for (int i = 0; i < target.ports_size(); i++) {
+    const auto& range = target.ports(i);
+    uint32_t last = range.last() == 0 ? range.first() : range.last();
+    std::string port_field = Cat(field, ".ports[", i, "]");
+    if (range.first() == 0 || range.first() > 65535 || last > 65535) {
+      return Error(port_field, Cat(range.first(), "-", last, " is not a port range within 1-65535"));
+    }
+    if (last < range.first()) {
+      return Error(port_field, Cat("range ", range.first(), "-", last, " ends before it starts"));
+    }
+  }
+  if (target.ports_size() > 0 && target.protocol() == faultline::v1::PROTOCOL_ICMP) {
+    return Error(field + ".ports", "ports need protocol tcp, udp or all; icmp has no ports");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateKind(const std::string& field, const Fault& fault, const Experiment& experiment) {
+  switch (fault.kind_case()) {
+    case Fault::kPartition:
+      return absl::OkStatus();
+    case Fault::kLoss: {
+      const auto& loss = fault.loss();
+      if (!faultline::v1::Loss::Model_IsValid(loss.model())) {
+        return Error(field + ".loss.model", Cat("unknown value ", loss.model()));
+      }
+      if (loss.model() == faultline::v1::Loss::MODEL_GILBERT_ELLIOTT) {
+        const auto& ge = loss.gilbert_elliott();
+        if (absl::Status s = CheckPercent(field + ".loss.gilbert_elliott.p", ge.p(), false); !s.ok())
+          return s;
+        if (absl::Status s = CheckPercent(field + ".loss.gilbert_elliott.r", ge.r(), true); !s.ok()) return s;
+        if (absl::Status s = CheckPercent(field + ".loss.gilbert_elliott.h", ge.h(), true); !s.ok()) return s;
+        return CheckPercent(field + ".loss.gilbert_elliott.k", ge.k(), true);
+      }
+      if (absl::Status s = CheckPercent(field + ".loss.percent", loss.percent(), false); !s.ok()) return s;
+      return CheckPercent(field + ".loss.correlation", loss.correlation(), true);
+    }
+    case Fault::kDelay: {
+      const auto& delay = fault.delay();
+      if (Nanos(delay.latency()) <= 0) return Error(field + ".delay.latency", "must be more than 0");
+      if (Nanos(delay.jitter()) < 0) return Error(field + ".delay.jitter", "must not be negative");
+      if (Nanos(delay.jitter()) > Nanos(delay.latency())) {
+        return Error(field + ".delay.jitter",
+                     Cat(FormatDuration(delay.jitter()), " is larger than the latency ",
+                         FormatDuration(delay.latency())));
+      }
+      if (!faultline::v1::Delay::Distribution_IsValid(delay.distribution())) {
+        return Error(field + ".delay.distribution", Cat("unknown value ", delay.distribution()));
+      }
+      return CheckPercent(field + ".delay.correlation", delay.correlation(), true);
+    }
+    case Fault::kDuplicate:
+      if (absl::Status s = CheckPercent(field + ".duplicate.percent", fault.duplicate().percent(), false);
+          !s.ok()) {
+        return s;
+      }
+      return CheckPercent(field + ".duplicate.correlation", fault.duplicate().correlation(), true);
+    case Fault::kCorrupt:
+      if (absl::Status s = CheckPercent(field + ".corrupt.percent", fault.corrupt().percent(), false);
+          !s.ok()) {
+        return s;
+      }
+      return CheckPercent(field + ".corrupt.correlation", fault.corrupt().correlation(), true);
+    case Fault::kReorder: {
+      if (absl::Status s = CheckPercent(field + ".reorder.percent", fault.reorder().percent(), false);
+          !s.ok()) {
+        return s;
+      }
+      bool has_delay = false;
+      for (const Fault& other : experiment.faults()) {
+        has_delay |=
+            other.has_delay() && other.target().SerializeAsString() == fault.target().SerializeAsString();
+      }
+      if (!has_delay) return Error(field + ".reorder", "needs a delay fault on the same target");
+      return CheckPercent(field + ".reorder.correlation", fault.reorder().correlation(), true);
+    }
+    case Fault::kBandwidth:
+      if (fault.bandwidth().rate_bits_per_second() == 0) {
+        return Error(field + ".bandwidth.rate_bits_per_second", "must be more than 0");
+      }
+      if (!faultline::v1::Bandwidth::Shaper_IsValid(fault.bandwidth().shaper())) {
+        return Error(field + ".bandwidth.shaper", Cat("unknown value ", fault.bandwidth().shaper()));
+      }
+      return absl::OkStatus();
+    case Fault::kCpu: {
+      const auto& cpu = fault.cpu();
+      if (cpu.load_percent() < 1 || cpu.load_percent() > 100) {
+        return Error(field + ".cpu.load_percent", Cat(cpu.load_percent(), " is not within 1-100"));
+      }
+      if (cpu.workers() == 0 && cpu.cpus_size() == 0) {
+        return Error(field + ".cpu", "set workers (a count) or cpus (a list)");
+      }
+      if (cpu.nice() < -20 || cpu.nice() > 19) {
+        return Error(field + ".cpu.nice", Cat(cpu.nice(), " is not within -20..19"));
+      }
+      return absl::OkStatus();
+    }
+    case Fault::kMemory: {
+      const auto& memory = fault.memory();
+      if (memory.size_case() == faultline::v1::Memory::kBytes && memory.bytes() == 0) {
+        return Error(field + ".memory.bytes", "must be more than 0");
+      }
+      if (memory.size_case() == faultline::v1::Memory::kPercentOfTotal) {
+        return CheckPercent(field + ".memory.percent_of_total", memory.percent_of_total(), false);
+      }
+      if (memory.size_case() == faultline::v1::Memory::SIZE_NOT_SET) {
+        return Error(field + ".memory", "set bytes or percent_of_total");
+      }
+      return absl::OkStatus();
+    }
+    case Fault::KIND_NOT_SET:
+      break;
+  }
+  return Error(field,
+               "no fault kind set (one of delay, loss, duplicate, corrupt, reorder, bandwidth, "
+               "partition, cpu, memory)");
+}
+
+}  // namespace
+
+bool IsNetworkFault(const Fault& fault) {
+  return fault.kind_case() != Fault::kCpu && fault.kind_case() != Fault::kMemory &&
+         fault.kind_case() != Fault::KIND_NOT_SET;
+}
+
+std::string FaultKindName(const Fault& fault) {
+  const auto* field = Fault::descriptor()->FindFieldByNumber(fault.kind_case());
+  return field ? field->name() : "unset";
+}
+
+absl::Status ValidateExperiment(const Experiment& experiment, const Limits& limits) {
+  if (!experiment.id().empty() && !ValidName(experiment.id(), 64, "._-")) {
+    return Error(
+        "id", Cat("\"", experiment.id(), "\" is not an id: use at most 64 letters, digits, '.', '_' or '-'"));
+  }
+  if (!experiment.has_duration() || Nanos(experiment.duration()) <= 0) {
+    return Error("duration", "required, and more than 0");
+  }
+  if (Nanos(limits.max_duration) > 0 && Nanos(experiment.duration()) > Nanos(limits.max_duration)) {
+    return Error("duration", Cat(FormatDuration(experiment.duration()), " is over the agent's maximum of ",
+                                 FormatDuration(limits.max_duration)));
+  }
+  if (experiment.has_lease() && Nanos(experiment.lease().ttl()) <= 0) {
+    return Error("lease.ttl", "must be more than 0");
+  }
+  for (const auto& [key, value] : experiment.labels()) {
+    if (!ValidName(key, 63, "._/-")) {
+      return Error(Cat("labels[\"", key, "\"]"), "a label key is 1-63 letters, digits, '.', '_', '/' or '-'");
+    }
+    if (value.size() > 255) return Error(Cat("labels[\"", key, "\"]"), "a label value is at most 255 bytes");
+  }
+  if (experiment.faults_size() == 0) return Error("faults", "an experiment needs at least one fault");
+  for (int i = 0; i < experiment.faults_size(); i++) {
+    const Fault& fault = experiment.faults(i);
+    std::string field = Cat("faults[", i, "]");
+    if (absl::Status s = ValidateKind(field, fault, experiment); !s.ok()) return s;
+    if (IsNetworkFault(fault)) {
+      if (!fault.has_target()) return Error(field + ".target", "required for a network fault");
+      if (absl::Status s = ValidateTarget(field + ".target", fault.target()); !s.ok()) return s;
+    } else if (fault.has_target()) {
+      return Error(field + ".target", Cat(FaultKindName(fault), " faults take no network target"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace faultline::api
