@@ -11,7 +11,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
-#include "drop.h"
+#include "drop_abi.h"
 
 /* Set by the daemon before load; changed later only by whole-map updates. */
 struct fl_drop_config config = {};

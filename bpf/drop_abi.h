@@ -1,6 +1,6 @@
-/* Shared between drop.bpf.c and the daemon: the layout of the drop program's maps and config. */
-#ifndef FAULTLINE_BPF_DROP_H
-#define FAULTLINE_BPF_DROP_H
+/* The ABI between drop.bpf.c and the daemon: the layout of the drop program's maps and config. */
+#ifndef FAULTLINE_BPF_DROP_ABI_H
+#define FAULTLINE_BPF_DROP_ABI_H
 
 #include <linux/types.h>
 

@@ -1,0 +1,122 @@
+#include "format.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/time_util.h>
+
+#include <cstdio>
+#include <sstream>
+
+#include "faultline/api/cat.h"
+#include "faultline/api/units.h"
+#include "faultline/api/validate.h"
+
+namespace faultline::ctl {
+
+using api::Cat;
+using google::protobuf::util::TimeUtil;
+
+namespace {
+
+std::string Time(const google::protobuf::Timestamp& timestamp) {
+  if (timestamp.seconds() == 0 && timestamp.nanos() == 0) return "-";
+  google::protobuf::Timestamp whole = timestamp;
+  whole.set_nanos(0);
+  return TimeUtil::ToString(whole);
+}
+
+std::string Pad(const std::string& text, size_t width) {
+  return text.size() >= width ? text + " " : text + std::string(width - text.size(), ' ');
+}
+
+// "partition egress 198.18.0.2/32 on veth0" for a fault of the spec.
+std::string DescribeFault(const v1::Fault& fault) {
+  std::string text = api::FaultKindName(fault);
+  if (fault.has_loss()) text += Cat(" ", fault.loss().percent(), "%");
+  if (!fault.has_target()) return text;
+  const v1::Target& target = fault.target();
+  std::string direction = v1::Direction_Name(target.direction());
+  text +=
+      " " + (target.direction() == v1::DIRECTION_UNSPECIFIED ? std::string("both") : direction.substr(10));
+  for (const auto& peer : target.peers()) text += " " + peer;
+  if (target.peers().empty()) text += " all-peers";
+  for (const auto& peer : target.excluded_peers()) text += " !" + peer;
+  for (const auto& range : target.ports()) {
+    text += range.last() > range.first() ? Cat(" port ", range.first(), "-", range.last())
+                                         : Cat(" port ", range.first());
+  }
+  if (target.protocol() > v1::PROTOCOL_ALL) text += " " + v1::Protocol_Name(target.protocol()).substr(9);
+  text += " on " + target.interface();
+  if (target.has_netns_path()) text += " in " + target.netns_path();
+  if (target.has_pid()) text += Cat(" in pid ", target.pid());
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+}  // namespace
+
+std::string ToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.add_whitespace = true;
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(message, &json, options);
+  return json;
+}
+
+std::string StateName(v1::ExperimentState state) { return v1::ExperimentState_Name(state).substr(6); }
+
+std::string FormatCapabilities(const v1::CapabilitiesResponse& caps) {
+  std::ostringstream out;
+  out << "agent " << caps.agent_version() << " on kernel " << caps.kernel_release() << "\n";
+  out << "max duration " << api::FormatDuration(caps.max_duration()) << "\n";
+  out << "faults:";
+  for (const auto& kind : caps.implemented_faults()) out << " " << kind << ";";
+  out << "\nkernel features:\n";
+  for (const auto& feature : caps.features()) {
+    out << "  " << Pad(feature.name(), 9) << (feature.available() ? "yes  " : "no   ") << feature.detail()
+        << "\n";
+  }
+  return out.str();
+}
+
+std::string FormatStatus(const v1::ExperimentStatus& status) {
+  std::ostringstream out;
+  const v1::Experiment& experiment = status.experiment();
+  out << "experiment " << experiment.id() << " " << StateName(status.state());
+  if (!status.reason().empty()) out << " (" << status.reason() << ")";
+  out << "\n  duration " << api::FormatDuration(experiment.duration()) << ", created "
+      << Time(status.created_at()) << ", expires " << Time(status.expires_at());
+  if (status.has_ended_at()) out << ", ended " << Time(status.ended_at());
+  out << "\n";
+  for (int i = 0; i < experiment.faults_size(); i++) {
+    out << "  fault " << i << ": " << DescribeFault(experiment.faults(i)) << "\n";
+    for (const auto& applied : status.faults()) {
+      if (applied.index() != static_cast<uint32_t>(i)) continue;
+      out << "    packets matched " << applied.packets_matched() << ", dropped " << applied.packets_dropped()
+          << "\n";
+      for (const auto& object : applied.kernel_objects()) out << "    " << object << "\n";
+    }
+  }
+  return out.str();
+}
+
+std::string FormatList(const v1::ListResponse& list) {
+  std::ostringstream out;
+  out << Pad("ID", 24) << Pad("STATE", 10) << Pad("EXPIRES", 22) << "FAULTS\n";
+  for (const auto& status : list.experiments()) {
+    std::string faults;
+    for (const auto& fault : status.experiment().faults()) {
+      faults += (faults.empty() ? "" : ", ") + DescribeFault(fault);
+    }
+    out << Pad(status.experiment().id(), 24) << Pad(StateName(status.state()), 10)
+        << Pad(Time(status.expires_at()), 22) << faults << "\n";
+  }
+  return out.str();
+}
+
+std::string FormatEvent(const v1::ExperimentEvent& event) {
+  return Cat(TimeUtil::ToString(event.time()), " ", event.experiment_id(), " ", StateName(event.state()),
+             event.reason().empty() ? "" : " (" + event.reason() + ")", "\n");
+}
+
+}  // namespace faultline::ctl

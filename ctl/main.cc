@@ -1,0 +1,381 @@
+// faultctl: the faultline controller CLI. Exit codes: 0 success; 1 the agent refused or failed the
+// request (its message on stderr); 2 bad command line or experiment (checked before sending);
+// 3 the agent could not be reached or did not answer in time.
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "agent_client.h"
+#include "faultline/api/cat.h"
+#include "faultline/api/units.h"
+#include "faultline/api/validate.h"
+#include "format.h"
+
+namespace {
+
+using faultline::api::Cat;
+namespace v1 = faultline::v1;
+
+constexpr int kExitRefused = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitUnreachable = 3;
+
+struct Options {
+  std::string agent;
+  bool json = false;
+  std::string timeout = "30s";
+};
+
+// What `inject` builds a Fault's Target from.
+struct TargetFlags {
+  std::string netns;
+  uint32_t pid = 0;
+  std::string interface;
+  std::string direction = "both";
+  std::vector<std::string> peers;
+  std::vector<std::string> excluded;
+  std::vector<std::string> ports;
+  std::string protocol = "all";
+};
+
+struct InjectFlags {
+  std::string id;
+  std::string duration;
+  std::string lease;
+  std::vector<std::string> labels;
+  bool wait = false;
+  TargetFlags target;
+  std::string percent;
+};
+
+struct UsageError {
+  std::string message;
+};
+
+std::atomic<bool> interrupted{false};
+
+class Agent {
+ public:
+  explicit Agent(const Options& options) : options_(options) {
+    address_ = faultline::ctl::ResolveAgentAddress(options.agent);
+    stub_ = faultline::ctl::ConnectAgent(address_);
+    auto timeout = faultline::api::ParseDuration(options.timeout);
+    if (!timeout.ok()) throw UsageError{Cat("--timeout: ", timeout.status().message())};
+    timeout_ = std::chrono::seconds(timeout->seconds()) + std::chrono::nanoseconds(timeout->nanos());
+  }
+
+  std::unique_ptr<grpc::ClientContext> Context() const {
+    auto context = std::make_unique<grpc::ClientContext>();
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::duration_cast<std::chrono::system_clock::duration>(timeout_));
+    return context;
+  }
+
+  // Prints the agent's error and returns the exit code for it.
+  int Failed(const grpc::Status& status) const {
+    bool unreachable = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                       status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+    std::fprintf(stderr, "faultctl: %s%s\n", unreachable ? Cat("agent ", address_, ": ").c_str() : "",
+                 status.error_message().c_str());
+    return unreachable ? kExitUnreachable : kExitRefused;
+  }
+
+  template <typename Message>
+  int Print(const Message& message, const std::string& human) const {
+    std::cout << (options_.json ? faultline::ctl::ToJson(message) + "\n" : human);
+    return 0;
+  }
+
+  v1::Agent::Stub& stub() { return *stub_; }
+  bool json() const { return options_.json; }
+
+ private:
+  const Options& options_;
+  std::string address_;
+  std::unique_ptr<v1::Agent::Stub> stub_;
+  std::chrono::nanoseconds timeout_{};
+};
+
+v1::Direction ParseDirection(const std::string& text) {
+  if (text == "egress") return v1::DIRECTION_EGRESS;
+  if (text == "ingress") return v1::DIRECTION_INGRESS;
+  if (text == "both") return v1::DIRECTION_BOTH;
+  throw UsageError{Cat("--direction: \"", text, "\" is not egress, ingress or both")};
+}
+
+v1::Protocol ParseProtocol(const std::string& text) {
+  if (text == "all") return v1::PROTOCOL_ALL;
+  if (text == "tcp") return v1::PROTOCOL_TCP;
+  if (text == "udp") return v1::PROTOCOL_UDP;
+  if (text == "icmp") return v1::PROTOCOL_ICMP;
+  throw UsageError{Cat("--protocol: \"", text, "\" is not tcp, udp, icmp or all")};
+}
+
+template <typename T>
+T OrUsage(absl::StatusOr<T> value, const std::string& flag) {
+  if (!value.ok()) throw UsageError{Cat(flag, ": ", value.status().message())};
+  return *std::move(value);
+}
+
+v1::Experiment BuildExperiment(const InjectFlags& flags, const std::string& kind) {
+  v1::Experiment experiment;
+  experiment.set_id(flags.id);
+  if (flags.duration.empty()) throw UsageError{"--duration: required, e.g. --duration 30s"};
+  *experiment.mutable_duration() = OrUsage(faultline::api::ParseDuration(flags.duration), "--duration");
+  if (!flags.lease.empty()) {
+    *experiment.mutable_lease()->mutable_ttl() =
+        OrUsage(faultline::api::ParseDuration(flags.lease), "--lease");
+  }
+  for (const auto& label : flags.labels) {
+    size_t equals = label.find('=');
+    if (equals == std::string::npos) throw UsageError{Cat("--label: \"", label, "\" is not KEY=VALUE")};
+    (*experiment.mutable_labels())[label.substr(0, equals)] = label.substr(equals + 1);
+  }
+  v1::Fault* fault = experiment.add_faults();
+  if (kind == "partition") {
+    fault->mutable_partition();
+  } else {
+    fault->mutable_loss()->set_percent(OrUsage(faultline::api::ParsePercent(flags.percent), "--percent"));
+    fault->mutable_loss()->set_model(v1::Loss::MODEL_EBPF);
+  }
+  v1::Target* target = fault->mutable_target();
+  if (!flags.target.netns.empty()) target->set_netns_path(flags.target.netns);
+  if (flags.target.pid != 0) target->set_pid(flags.target.pid);
+  target->set_interface(flags.target.interface);
+  target->set_direction(ParseDirection(flags.target.direction));
+  target->set_protocol(ParseProtocol(flags.target.protocol));
+  for (const auto& peer : flags.target.peers) target->add_peers(peer);
+  for (const auto& peer : flags.target.excluded) target->add_excluded_peers(peer);
+  for (const auto& port : flags.target.ports) {
+    *target->add_ports() = OrUsage(faultline::api::ParsePortRange(port), "--port");
+  }
+  // The agent checks again; checking here gives the same message without a round trip.
+  if (absl::Status s = faultline::api::ValidateExperiment(experiment, {}); !s.ok()) {
+    throw UsageError{Cat("invalid experiment: ", s.message())};
+  }
+  return experiment;
+}
+
+bool IsEnded(v1::ExperimentState state) {
+  return state == v1::STATE_REVERTED || state == v1::STATE_FAILED || state == v1::STATE_EXPIRED ||
+         state == v1::STATE_ABORTED;
+}
+
+// Follows an experiment until it ends; Ctrl-C or SIGTERM reverts it first.
+int WaitForEnd(Agent& agent, const std::string& id) {
+  grpc::ClientContext context;
+  v1::WatchRequest request;
+  request.set_id(id);
+  auto stream = agent.stub().Watch(&context, request);
+  std::atomic<bool> done{false};
+  std::thread interrupter([&] {
+    while (!done && !interrupted) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (!interrupted) return;
+    v1::RevertRequest revert;
+    revert.set_id(id);
+    revert.set_reason("interrupted: faultctl got a signal while waiting");
+    v1::ExperimentStatus status;
+    (void)agent.stub().Revert(agent.Context().get(), revert, &status);
+  });
+  v1::ExperimentEvent event;
+  v1::ExperimentState last = v1::STATE_UNSPECIFIED;
+  while (stream->Read(&event)) {
+    agent.Print(event, faultline::ctl::FormatEvent(event));
+    last = event.state();
+    if (IsEnded(last)) break;
+  }
+  done = true;
+  context.TryCancel();
+  interrupter.join();
+  (void)stream->Finish();
+  if (!IsEnded(last)) {
+    std::fprintf(stderr, "faultctl: lost the agent while waiting for %s to end\n", id.c_str());
+    return kExitUnreachable;
+  }
+  return last == v1::STATE_FAILED ? kExitRefused : 0;
+}
+
+void AddTargetFlags(CLI::App* command, TargetFlags& flags) {
+  command->add_option("--netns", flags.netns, "network namespace path: /proc/PID/ns/net or /run/netns/NAME");
+  command->add_option("--pid", flags.pid, "fault the network namespace of this process");
+  command->add_option("--iface", flags.interface, "interface to fault")->required();
+  command->add_option("--direction", flags.direction, "egress, ingress or both")->capture_default_str();
+  command->add_option("--peer", flags.peers, "peer CIDR (repeatable); none: every peer");
+  command->add_option("--exclude", flags.excluded, "CIDR never faulted (repeatable)");
+  command->add_option("--port", flags.ports, "port or range N-M, source or destination (repeatable)");
+  command->add_option("--protocol", flags.protocol, "tcp, udp, icmp or all")->capture_default_str();
+}
+
+void AddInjectCommand(CLI::App* inject, const std::string& kind, InjectFlags& flags, std::string& chosen) {
+  CLI::App* command =
+      inject->add_subcommand(kind, kind == "partition" ? "drop every matching packet"
+                                                       : "drop a share of matching packets at random");
+  if (kind == "loss")
+    command->add_option("--percent", flags.percent, "share of packets dropped, 0-100")->required();
+  AddTargetFlags(command, flags.target);
+  command->add_option("--duration", flags.duration, "how long the fault lasts, e.g. 30s, 5m")->required();
+  command->add_option("--id", flags.id, "experiment id (default: generated); the same id again is a no-op");
+  command->add_option("--lease", flags.lease,
+                      "revert unless renewed within this time (renewed while --wait runs)");
+  command->add_option("--label", flags.labels, "KEY=VALUE label (repeatable)");
+  command->add_flag("--wait", flags.wait, "stay until the experiment ends; Ctrl-C reverts it");
+  command->callback([&chosen, kind] { chosen = kind; });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"faultctl: run faultline experiments against faultlined agents"};
+  app.require_subcommand(1);
+  Options options;
+  app.add_option("--agent", options.agent,
+                 "unix:PATH or HOST:PORT (default: $FAULTLINE_AGENT, else "
+                 "unix:/run/faultline/faultlined.sock)");
+  app.add_flag("--json", options.json, "print machine-readable JSON");
+  app.add_option("--timeout", options.timeout, "how long to wait for the agent")->capture_default_str();
+
+  CLI::App* caps = app.add_subcommand("caps", "what the agent and its kernel can do");
+  CLI::App* inject = app.add_subcommand("inject", "start an experiment with one fault");
+  inject->require_subcommand(1);
+  InjectFlags inject_flags;
+  std::string inject_kind;
+  AddInjectCommand(inject, "partition", inject_flags, inject_kind);
+  AddInjectCommand(inject, "loss", inject_flags, inject_kind);
+  CLI::App* list = app.add_subcommand("list", "experiments the agent knows");
+  std::vector<std::string> list_states;
+  list->add_option("--state", list_states, "only these states (active, reverted, expired, ...)");
+  std::string id;
+  std::string reason;
+  CLI::App* get = app.add_subcommand("get", "one experiment, with its kernel objects and counters");
+  get->add_option("id", id, "experiment id")->required();
+  CLI::App* revert = app.add_subcommand("revert", "revert one experiment now");
+  revert->add_option("id", id, "experiment id")->required();
+  revert->add_option("--reason", reason, "recorded with the revert");
+  CLI::App* halt = app.add_subcommand("halt", "revert every experiment on the agent now");
+  halt->add_option("--reason", reason, "recorded with the halt");
+  CLI::App* watch = app.add_subcommand("watch", "stream state changes (of one experiment, or all)");
+  watch->add_option("id", id, "experiment id");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : kExitUsage;
+  }
+
+  struct sigaction action {};
+  action.sa_handler = [](int) { interrupted = true; };
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+
+  try {
+    Agent agent(options);
+    if (caps->parsed()) {
+      v1::CapabilitiesResponse response;
+      grpc::Status status = agent.stub().Capabilities(agent.Context().get(), {}, &response);
+      if (!status.ok()) return agent.Failed(status);
+      return agent.Print(response, faultline::ctl::FormatCapabilities(response));
+    }
+    if (inject->parsed()) {
+      v1::InjectRequest request;
+      *request.mutable_experiment() = BuildExperiment(inject_flags, inject_kind);
+      v1::InjectResponse response;
+      grpc::Status status = agent.stub().Inject(agent.Context().get(), request, &response);
+      if (!status.ok()) return agent.Failed(status);
+      agent.Print(response, faultline::ctl::FormatStatus(response.status()));
+      if (!inject_flags.wait) return 0;
+      std::thread renewer;
+      std::atomic<bool> renewing{request.experiment().has_lease()};
+      if (renewing) {
+        // Renew at a third of the TTL, so one lost renewal does not lose the lease.
+        auto ttl = request.experiment().lease().ttl();
+        auto period = (std::chrono::seconds(ttl.seconds()) + std::chrono::nanoseconds(ttl.nanos())) / 3;
+        renewer = std::thread([&, period] {
+          while (renewing) {
+            for (auto slept = std::chrono::nanoseconds(0); renewing && slept < period;
+                 slept += std::chrono::milliseconds(20)) {
+              std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            }
+            if (!renewing) break;
+            v1::RenewLeaseRequest renew;
+            renew.set_id(response.status().experiment().id());
+            v1::RenewLeaseResponse renewed;
+            (void)agent.stub().RenewLease(agent.Context().get(), renew, &renewed);
+          }
+        });
+      }
+      int code = WaitForEnd(agent, response.status().experiment().id());
+      renewing = false;
+      if (renewer.joinable()) renewer.join();
+      return code;
+    }
+    if (list->parsed()) {
+      v1::ListRequest request;
+      for (const auto& state : list_states) {
+        std::string name = "STATE_";
+        for (char c : state) name += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        v1::ExperimentState value;
+        if (!v1::ExperimentState_Parse(name, &value))
+          throw UsageError{Cat("--state: \"", state, "\" is not a state")};
+        request.add_states(value);
+      }
+      v1::ListResponse response;
+      grpc::Status status = agent.stub().List(agent.Context().get(), request, &response);
+      if (!status.ok()) return agent.Failed(status);
+      return agent.Print(response, faultline::ctl::FormatList(response));
+    }
+    if (get->parsed()) {
+      v1::GetRequest request;
+      request.set_id(id);
+      v1::ExperimentStatus response;
+      grpc::Status status = agent.stub().Get(agent.Context().get(), request, &response);
+      if (!status.ok()) return agent.Failed(status);
+      return agent.Print(response, faultline::ctl::FormatStatus(response));
+    }
+    if (revert->parsed()) {
+      v1::RevertRequest request;
+      request.set_id(id);
+      request.set_reason(reason);
+      v1::ExperimentStatus response;
+      grpc::Status status = agent.stub().Revert(agent.Context().get(), request, &response);
+      if (!status.ok()) return agent.Failed(status);
+      return agent.Print(response, faultline::ctl::FormatStatus(response));
+    }
+    if (halt->parsed()) {
+      v1::HaltRequest request;
+      request.set_reason(reason);
+      v1::HaltResponse response;
+      grpc::Status status = agent.stub().Halt(agent.Context().get(), request, &response);
+      if (!status.ok()) return agent.Failed(status);
+      std::string human = Cat("halted ", response.reverted_size(), " experiment(s)\n");
+      for (const auto& status_item : response.reverted()) human += faultline::ctl::FormatStatus(status_item);
+      return agent.Print(response, human);
+    }
+    if (watch->parsed()) {
+      grpc::ClientContext context;
+      v1::WatchRequest request;
+      request.set_id(id);
+      auto stream = agent.stub().Watch(&context, request);
+      std::thread canceller([&] {
+        while (!interrupted) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        context.TryCancel();
+      });
+      canceller.detach();
+      v1::ExperimentEvent event;
+      while (stream->Read(&event)) agent.Print(event, faultline::ctl::FormatEvent(event));
+      grpc::Status status = stream->Finish();
+      if (interrupted) return 0;
+      return status.ok() ? 0 : agent.Failed(status);
+    }
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "faultctl: %s\n", e.message.c_str());
+    return kExitUsage;
+  }
+  return kExitUsage;
+}

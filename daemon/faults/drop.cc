@@ -1,0 +1,118 @@
+#include "faults/drop.h"
+
+#include "drop_abi.h"
+#include "faultline/api/cat.h"
+#include "faultline/api/validate.h"
+#include "kernel/drop_program.h"
+#include "kernel/tc.h"
+
+namespace faultline::faults {
+namespace {
+
+using api::Cat;
+using faultline::v1::Fault;
+using faultline::v1::Target;
+
+class ActiveDrop : public ActiveFault {
+ public:
+  ActiveDrop(std::shared_ptr<kernel::ClsactHook> hook, std::unique_ptr<kernel::DropProgram> program)
+      : hook_(std::move(hook)), program_(std::move(program)) {}
+
+  absl::Status Attach(kernel::Hook direction, int program_fd) {
+    auto filter = kernel::TcFilter::Attach(hook_, direction, program_fd);
+    if (!filter.ok()) return filter.status();
+    filters_.push_back(std::move(*filter));
+    return absl::OkStatus();
+  }
+
+  std::vector<std::string> KernelObjects() const override {
+    std::vector<std::string> objects;
+    if (hook_->created())
+      objects.push_back(Cat("clsact qdisc on ", hook_->interface(), " in ", hook_->netns().Describe()));
+    for (const auto& filter : filters_) objects.push_back(filter->Describe());
+    return objects;
+  }
+
+  void FillStatus(faultline::v1::AppliedFault& status) const override {
+    kernel::DropStats stats = program_->ReadStats();
+    status.set_packets_matched(stats.matched);
+    status.set_packets_dropped(stats.dropped);
+  }
+
+ private:
+  // Destroyed in reverse order: filters first, then the program they run, then (maybe) the clsact.
+  std::shared_ptr<kernel::ClsactHook> hook_;
+  std::unique_ptr<kernel::DropProgram> program_;
+  std::vector<std::unique_ptr<kernel::TcFilter>> filters_;
+};
+
+uint32_t ProtocolMask(faultline::v1::Protocol protocol) {
+  switch (protocol) {
+    case faultline::v1::PROTOCOL_TCP:
+      return FL_PROTO_TCP;
+    case faultline::v1::PROTOCOL_UDP:
+      return FL_PROTO_UDP;
+    case faultline::v1::PROTOCOL_ICMP:
+      return FL_PROTO_ICMP;
+    default:
+      return FL_PROTO_ALL;
+  }
+}
+
+std::vector<api::Cidr> Cidrs(const google::protobuf::RepeatedPtrField<std::string>& texts) {
+  std::vector<api::Cidr> cidrs;
+  for (const std::string& text : texts) cidrs.push_back(*api::ParseCidr(text));  // validated on arrival
+  return cidrs;
+}
+
+}  // namespace
+
+std::string TargetNetnsPath(const Target& target) {
+  if (target.has_pid()) return Cat("/proc/", target.pid(), "/ns/net");
+  return target.netns_path();
+}
+
+absl::StatusOr<std::unique_ptr<ActiveFault>> DropDriver::Apply(const Fault& fault,
+                                                               const ApplyContext& context) {
+  std::vector<std::string> missing;
+  for (const char* feature : {"bpf", "clsact", "cls_bpf"}) {
+    if (!features_.Has(feature)) missing.push_back(feature);
+  }
+  if (!missing.empty()) {
+    std::string list;
+    for (const auto& name : missing) list += (list.empty() ? "" : ", ") + name;
+    return absl::FailedPreconditionError(
+        Cat(api::FaultKindName(fault), " needs bpf, clsact and cls_bpf; this kernel lacks ", list));
+  }
+  const Target& target = fault.target();
+  kernel::DropSpec spec;
+  spec.peers = Cidrs(target.peers());
+  spec.excluded = Cidrs(target.excluded_peers());
+  for (const auto& range : target.ports()) {
+    spec.ports.emplace_back(range.first(), range.last() == 0 ? range.first() : range.last());
+  }
+  spec.protocols = ProtocolMask(target.protocol());
+  spec.drop_percent = fault.has_loss() ? fault.loss().percent() : 100.0;
+  spec.deadline_ns = context.deadline_ns;
+
+  auto netns = kernel::Netns::Open(TargetNetnsPath(target));
+  if (!netns.ok()) return netns.status();
+  auto hook = kernel::ClsactHook::Acquire(*netns, target.interface());
+  if (!hook.ok()) return hook.status();
+  auto program = kernel::DropProgram::Load(spec);
+  if (!program.ok()) return program.status();
+
+  int egress_fd = (*program)->egress_fd();
+  int ingress_fd = (*program)->ingress_fd();
+  auto active = std::make_unique<ActiveDrop>(*hook, std::move(*program));
+  auto direction = target.direction();
+  if (direction != faultline::v1::DIRECTION_INGRESS) {
+    if (auto s = active->Attach(kernel::Hook::kEgress, egress_fd); !s.ok()) return s;
+  }
+  if (direction != faultline::v1::DIRECTION_EGRESS) {
+    if (auto s = active->Attach(kernel::Hook::kIngress, ingress_fd); !s.ok()) return s;
+  }
+  return active;
+}
+
+}  // namespace faultline::faults

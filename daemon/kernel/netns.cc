@@ -1,0 +1,71 @@
+#include "kernel/netns.h"
+
+#include <fcntl.h>
+#include <linux/nsfs.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "faultline/api/cat.h"
+#include "log.h"
+
+namespace faultline::kernel {
+
+using api::Cat;
+
+absl::StatusOr<std::shared_ptr<Netns>> Netns::Open(const std::string& path) {
+  const std::string& open_path = path.empty() ? std::string("/proc/self/ns/net") : path;
+  int fd = open(open_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    auto message = Cat("netns ", open_path, ": ", std::strerror(err));
+    return err == ENOENT ? absl::NotFoundError(message) : absl::FailedPreconditionError(message);
+  }
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    close(fd);
+    return absl::InternalError(Cat("netns ", open_path, ": fstat: ", std::strerror(errno)));
+  }
+  // NS_GET_NSTYPE tells what kind of namespace an nsfs file is; anything else would fail setns later.
+  if (ioctl(fd, NS_GET_NSTYPE) != CLONE_NEWNET) {
+    close(fd);
+    return absl::InvalidArgumentError(Cat("netns ", open_path, ": not a network namespace"));
+  }
+  return std::shared_ptr<Netns>(new Netns(fd, path, st.st_dev, st.st_ino));
+}
+
+Netns::~Netns() { close(fd_); }
+
+std::string Netns::Describe() const { return path_.empty() ? "the agent's netns" : Cat("netns ", path_); }
+
+absl::StatusOr<std::unique_ptr<NetnsScope>> NetnsScope::Enter(const Netns& netns) {
+  int original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (original < 0) return absl::InternalError(Cat("open /proc/thread-self/ns/net: ", std::strerror(errno)));
+  struct stat st {};
+  if (fstat(original, &st) == 0 && st.st_dev == netns.device() && st.st_ino == netns.inode()) {
+    close(original);
+    return std::unique_ptr<NetnsScope>(new NetnsScope(-1));
+  }
+  if (setns(netns.fd(), CLONE_NEWNET) != 0) {
+    int err = errno;
+    close(original);
+    return absl::FailedPreconditionError(Cat("cannot enter ", netns.Describe(), ": ", std::strerror(err)));
+  }
+  return std::unique_ptr<NetnsScope>(new NetnsScope(original));
+}
+
+NetnsScope::~NetnsScope() {
+  if (original_fd_ < 0) return;
+  if (setns(original_fd_, CLONE_NEWNET) != 0) {
+    log::Error("netns.return_failed").With("error", std::strerror(errno));
+    std::abort();  // see Netns::Open
+  }
+  close(original_fd_);
+}
+
+}  // namespace faultline::kernel

@@ -1,0 +1,54 @@
+// Network namespaces: opening one by path, and running the calling thread inside it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace faultline::kernel {
+
+// An open handle on a network namespace. Holding it keeps the namespace alive, so a fault in it can
+// always be reverted, even when the last process in it has gone.
+class Netns {
+ public:
+  // `path` is /proc/PID/ns/net or /run/netns/NAME; empty means the agent's own namespace.
+  static absl::StatusOr<std::shared_ptr<Netns>> Open(const std::string& path);
+  ~Netns();
+  Netns(const Netns&) = delete;
+  Netns& operator=(const Netns&) = delete;
+
+  int fd() const { return fd_; }
+  // The namespace's identity: two paths name the same namespace when these are equal.
+  dev_t device() const { return device_; }
+  ino_t inode() const { return inode_; }
+  // "netns /run/netns/x" or "the agent's netns", for messages.
+  std::string Describe() const;
+
+ private:
+  Netns(int fd, std::string path, dev_t device, ino_t inode)
+      : fd_(fd), path_(std::move(path)), device_(device), inode_(inode) {}
+  int fd_;
+  std::string path_;
+  dev_t device_;
+  ino_t inode_;
+};
+
+// Moves the calling thread into a namespace (setns only changes the calling thread's namespace)
+// and back when destroyed. Sockets opened inside stay bound to the namespace they were opened in,
+// so netlink and BPF calls made in the scope act on the target namespace.
+class NetnsScope {
+ public:
+  static absl::StatusOr<std::unique_ptr<NetnsScope>> Enter(const Netns& netns);
+  ~NetnsScope();
+  NetnsScope(const NetnsScope&) = delete;
+  NetnsScope& operator=(const NetnsScope&) = delete;
+
+ private:
+  explicit NetnsScope(int original_fd) : original_fd_(original_fd) {}
+  int original_fd_;  // -1 when the thread was already in the target namespace
+};
+
+}  // namespace faultline::kernel
