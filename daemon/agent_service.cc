@@ -39,7 +39,7 @@ grpc::Status AgentService::Capabilities(grpc::ServerContext*, const v1::Capabili
 grpc::Status AgentService::Inject(grpc::ServerContext* context, const v1::InjectRequest* request,
                                   v1::InjectResponse* response) {
   if (absl::Status s = api::ValidateExperiment(request->experiment(), limits_); !s.ok()) {
-    return Refused(context, "Inject", absl::Status(s.code(), api::Cat("experiment.", s.message())));
+    return Refused(context, "Inject", s);
   }
   auto result = manager_.Inject(request->experiment(), Client(context));
   if (!result.ok()) return Refused(context, "Inject", result.status());

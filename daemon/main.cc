@@ -107,11 +107,11 @@ int main(int argc, char** argv) {
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   faultline::log::Info("agent.stopping").With("signal", strsignal(signal_number));
-  manager.Halt(
-      Cat("agent stopping on ", sigabbrev_np(signal_number) ? sigabbrev_np(signal_number) : "signal"),
-      "agent");
+  // Stop taking requests first, so no Inject can land after the halt; in-flight calls finish.
   manager.CloseSubscriptions();
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  server->Shutdown(std::chrono::system_clock::now());
+  const char* name = sigabbrev_np(signal_number);
+  manager.Halt(Cat("agent stopping on SIG", name != nullptr ? name : "NAL"), "agent");
   std::filesystem::remove(socket_path, error);
   faultline::log::Info("agent.stopped");
   return 0;

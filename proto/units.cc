@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -45,6 +46,18 @@ std::optional<double> Scale(double number, std::string_view suffix,
   return std::nullopt;
 }
 
+uint64_t Magnitude(int64_t value) {
+  return value < 0 ? 0 - static_cast<uint64_t>(value) : static_cast<uint64_t>(value);
+}
+
+// Rounds a non-negative count to uint64_t; nullopt when it does not fit. (std::llround would overflow
+// int64_t above 9.2e18, which uint64_t still holds.)
+std::optional<uint64_t> RoundToUint64(double value) {
+  double rounded = std::round(value);
+  if (!(rounded >= 0) || rounded >= 18446744073709551616.0) return std::nullopt;
+  return static_cast<uint64_t>(rounded);
+}
+
 }  // namespace
 
 absl::StatusOr<google::protobuf::Duration> ParseDuration(std::string_view text) {
@@ -78,17 +91,18 @@ absl::StatusOr<google::protobuf::Duration> ParseDuration(std::string_view text) 
 }
 
 std::string FormatDuration(const google::protobuf::Duration& duration) {
-  int64_t ns = duration.seconds() * 1'000'000'000 + duration.nanos();
-  if (ns == 0) return "0s";
-  std::string out = ns < 0 ? "-" : "";
-  uint64_t left = static_cast<uint64_t>(ns < 0 ? -ns : ns);
-  if (left % 1'000'000'000 != 0 && left < 1'000'000'000) {
-    if (left % 1'000'000 == 0) return Cat(out, left / 1'000'000, "ms");
-    if (left % 1'000 == 0) return Cat(out, left / 1'000, "us");
-    return Cat(out, left, "ns");
+  // Seconds and nanos are formatted apart: their sum in nanoseconds overflows int64 past 292 years.
+  uint64_t seconds = Magnitude(duration.seconds());
+  uint64_t frac_ns = Magnitude(duration.nanos());
+  seconds += frac_ns / 1'000'000'000;
+  frac_ns %= 1'000'000'000;
+  if (seconds == 0 && frac_ns == 0) return "0s";
+  std::string out = duration.seconds() < 0 || duration.nanos() < 0 ? "-" : "";
+  if (seconds == 0) {
+    if (frac_ns % 1'000'000 == 0) return Cat(out, frac_ns / 1'000'000, "ms");
+    if (frac_ns % 1'000 == 0) return Cat(out, frac_ns / 1'000, "us");
+    return Cat(out, frac_ns, "ns");
   }
-  uint64_t seconds = left / 1'000'000'000;
-  uint64_t frac_ns = left % 1'000'000'000;
   if (seconds >= 3600) out += Cat(seconds / 3600, "h");
   if (seconds % 3600 >= 60) out += Cat((seconds % 3600) / 60, "m");
   if (seconds % 60 != 0 || frac_ns != 0) {
@@ -127,8 +141,9 @@ absl::StatusOr<uint64_t> ParseRate(std::string_view text) {
   std::optional<double> bits = Scale(number, suffix, kUnits);
   if (!bits)
     return Invalid(text, "a rate", "a unit (bit, kbit, mbit, gbit, bps, kbps, mbps, gbps) is required");
-  if (*bits >= 1.8e19) return Invalid(text, "a rate", "too large");
-  return static_cast<uint64_t>(std::llround(*bits));
+  std::optional<uint64_t> rate = RoundToUint64(*bits);
+  if (!rate) return Invalid(text, "a rate", "too large");
+  return *rate;
 }
 
 absl::StatusOr<uint64_t> ParseSize(std::string_view text) {
@@ -151,8 +166,9 @@ absl::StatusOr<uint64_t> ParseSize(std::string_view text) {
   }
   std::optional<double> bytes = Scale(number, suffix, kUnits);
   if (!bytes) return Invalid(text, "a size", Cat("unknown unit \"", suffix, "\""));
-  if (*bytes >= 1.8e19) return Invalid(text, "a size", "too large");
-  return static_cast<uint64_t>(std::llround(*bytes));
+  std::optional<uint64_t> size = RoundToUint64(*bytes);
+  if (!size) return Invalid(text, "a size", "too large");
+  return *size;
 }
 
 absl::StatusOr<faultline::v1::PortRange> ParsePortRange(std::string_view text) {
@@ -171,6 +187,14 @@ absl::StatusOr<faultline::v1::PortRange> ParsePortRange(std::string_view text) {
   faultline::v1::PortRange range;
   range.set_first(values[0]);
   range.set_last(parts.size() == 2 ? values[1] : values[0]);
+  if (range.first() == 0 || range.last() == 0) {
+    return Invalid(text, "a port or port range", "ports start at 1");
+  }
+  if (range.first() > 65535 || range.last() > 65535) {
+    return Invalid(text, "a port or port range",
+                   Cat(std::max(range.first(), range.last()), " is over 65535"));
+  }
+  if (range.last() < range.first()) return Invalid(text, "a port or port range", "it ends before it starts");
   return range;
 }
 
@@ -191,10 +215,12 @@ absl::StatusOr<Cidr> ParseCidr(std::string_view text) {
   if (slash != std::string_view::npos) {
     std::string_view length = trimmed.substr(slash + 1);
     auto [ptr, ec] = std::from_chars(length.data(), length.data() + length.size(), cidr.prefix_length);
-    if (ec != std::errc() || ptr != length.data() + length.size() || length.empty()) {
+    // from_chars takes a leading '-', which a prefix length never has.
+    if (length.empty() || !std::isdigit(static_cast<unsigned char>(length.front())) || ec != std::errc() ||
+        ptr != length.data() + length.size()) {
       return Invalid(text, "a CIDR", "the prefix length is not a number");
     }
-    if (cidr.prefix_length < 0 || cidr.prefix_length > max_length) {
+    if (cidr.prefix_length > max_length) {
       return Invalid(text, "a CIDR", Cat("prefix length ", cidr.prefix_length, " is over ", max_length));
     }
   }

@@ -1,9 +1,12 @@
 #include "faultline/api/validate.h"
 
+#include <cctype>
+#include <charconv>
 #include <string>
 
 #include "faultline/api/cat.h"
 #include "faultline/api/units.h"
+#include "google/protobuf/descriptor.h"
 
 namespace faultline::api {
 namespace {
@@ -11,12 +14,48 @@ namespace {
 using faultline::v1::Experiment;
 using faultline::v1::Fault;
 using faultline::v1::Target;
+using google::protobuf::Duration;
 
 absl::Status Error(std::string_view field, std::string_view reason) {
   return absl::InvalidArgumentError(Cat(field, ": ", reason));
 }
 
-int64_t Nanos(const google::protobuf::Duration& d) { return d.seconds() * 1'000'000'000 + d.nanos(); }
+// Durations are compared as (seconds, nanos), never converted to nanoseconds: that overflows int64 past
+// 292 years, and a wrapped value would pass the maximum-duration check.
+bool Positive(const Duration& d) { return d.seconds() > 0 || (d.seconds() == 0 && d.nanos() > 0); }
+bool Negative(const Duration& d) { return d.seconds() < 0 || (d.seconds() == 0 && d.nanos() < 0); }
+bool Longer(const Duration& a, const Duration& b) {
+  return a.seconds() != b.seconds() ? a.seconds() > b.seconds() : a.nanos() > b.nanos();
+}
+
+// The range google/protobuf/duration.proto defines; the wire format does not enforce it.
+absl::Status CheckDuration(std::string_view field, const Duration& d) {
+  constexpr int64_t kMaxSeconds = 315'576'000'000;  // 10,000 years
+  std::string bad =
+      Cat("{seconds: ", d.seconds(), ", nanos: ", d.nanos(), "} is not a valid google.protobuf.Duration: ");
+  if (d.seconds() < -kMaxSeconds || d.seconds() > kMaxSeconds) {
+    return Error(field, Cat(bad, "seconds beyond 10000 years"));
+  }
+  if (d.nanos() <= -1'000'000'000 || d.nanos() >= 1'000'000'000 || (d.seconds() > 0 && d.nanos() < 0) ||
+      (d.seconds() < 0 && d.nanos() > 0)) {
+    return Error(field, Cat(bad, "nanos must be under one second and have the sign of seconds"));
+  }
+  return absl::OkStatus();
+}
+
+// The shortest text that reads back as the same double: "100.0000001", not ostream's "100".
+std::string Number(double value) {
+  char buffer[32];
+  auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  return ec == std::errc() ? std::string(buffer, end) : Cat(value);
+}
+
+absl::Status CheckEnum(std::string_view field, int value, const google::protobuf::EnumDescriptor* type) {
+  if (type->FindValueByNumber(value) != nullptr) return absl::OkStatus();
+  std::string known;
+  for (int i = 0; i < type->value_count(); i++) known += Cat(i == 0 ? "" : ", ", type->value(i)->name());
+  return Error(field, Cat("unknown value ", value, "; expected one of ", known));
+}
 
 bool ValidName(std::string_view name, size_t max_length, std::string_view extra_chars) {
   if (name.empty() || name.size() > max_length) return false;
@@ -30,8 +69,8 @@ bool ValidName(std::string_view name, size_t max_length, std::string_view extra_
 
 absl::Status CheckPercent(std::string_view field, double value, bool zero_allowed) {
   if (!(value >= 0 && value <= 100) || (!zero_allowed && value == 0)) {
-    return Error(field,
-                 Cat(value, " is not a percentage ", zero_allowed ? "from 0" : "over 0", " up to 100"));
+    return Error(
+        field, Cat(Number(value), " is not a percentage ", zero_allowed ? "from 0" : "over 0", " up to 100"));
   }
   return absl::OkStatus();
 }
@@ -46,21 +85,31 @@ absl::Status CheckCidrs(const std::string& field,
 }
 
 absl::Status ValidateTarget(const std::string& field, const Target& target) {
-  if (target.interface().empty()) return Error(field + ".interface", "required: the interface to fault");
-  // Linux interface names: at most 15 bytes, no '/', ':' or whitespace.
-  if (target.interface().size() > 15 || target.interface().find_first_of("/: \t\n") != std::string::npos) {
-    return Error(field + ".interface", Cat("\"", target.interface(), "\" is not an interface name"));
+  const std::string& name = target.interface();
+  if (name.empty()) return Error(field + ".interface", "required: the interface to fault");
+  // The kernel's dev_valid_name(): at most IFNAMSIZ - 1 bytes, not "." or "..", no '/', ':' or whitespace.
+  std::string bad_name = Cat("\"", name, "\" is not an interface name: ");
+  if (name.size() > 15) return Error(field + ".interface", Cat(bad_name, "longer than 15 bytes"));
+  if (name == "." || name == "..") return Error(field + ".interface", Cat(bad_name, "reserved"));
+  for (char c : name) {
+    if (c == '/' || c == ':' || std::isspace(static_cast<unsigned char>(c))) {
+      return Error(field + ".interface", Cat(bad_name, "'/', ':' and whitespace are not allowed"));
+    }
   }
   if (target.has_netns_path() && (target.netns_path().empty() || target.netns_path()[0] != '/')) {
     return Error(field + ".netns_path",
                  Cat("\"", target.netns_path(), "\" is not an absolute path such as /run/netns/NAME"));
   }
   if (target.has_pid() && target.pid() == 0) return Error(field + ".pid", "0 is not a process id");
-  if (!faultline::v1::Direction_IsValid(target.direction())) {
-    return Error(field + ".direction", Cat("unknown value ", target.direction()));
+  if (absl::Status s =
+          CheckEnum(field + ".direction", target.direction(), faultline::v1::Direction_descriptor());
+      !s.ok()) {
+    return s;
   }
-  if (!faultline::v1::Protocol_IsValid(target.protocol())) {
-    return Error(field + ".protocol", Cat("unknown value ", target.protocol()));
+  if (absl::Status s =
+          CheckEnum(field + ".protocol", target.protocol(), faultline::v1::Protocol_descriptor());
+      !s.ok()) {
+    return s;
   }
   if (absl::Status s = CheckCidrs(field + ".peers", target.peers()); !s.ok()) return s;
   if (absl::Status s = CheckCidrs(field + ".excluded_peers", target.excluded_peers()); !s.ok()) return s;
@@ -68,12 +117,12 @@ absl::Status ValidateTarget(const std::string& field, const Target& target) {
     const auto& range = target.ports(i);
     uint32_t last = range.last() == 0 ? range.first() : range.last();
     std::string port_field = Cat(field, ".ports[", i, "]");
+    std::string ports =
+        last == range.first() ? Cat("port ", last) : Cat("port range ", range.first(), "-", last);
     if (range.first() == 0 || range.first() > 65535 || last > 65535) {
-      return Error(port_field, Cat(range.first(), "-", last, " is not a port range within 1-65535"));
+      return Error(port_field, Cat(ports, " is not within 1-65535"));
     }
-    if (last < range.first()) {
-      return Error(port_field, Cat("range ", range.first(), "-", last, " ends before it starts"));
-    }
+    if (last < range.first()) return Error(port_field, Cat(ports, " ends before it starts"));
   }
   if (target.ports_size() > 0 && target.protocol() == faultline::v1::PROTOCOL_ICMP) {
     return Error(field + ".ports", "ports need protocol tcp, udp or all; icmp has no ports");
@@ -87,8 +136,10 @@ absl::Status ValidateKind(const std::string& field, const Fault& fault, const Ex
       return absl::OkStatus();
     case Fault::kLoss: {
       const auto& loss = fault.loss();
-      if (!faultline::v1::Loss::Model_IsValid(loss.model())) {
-        return Error(field + ".loss.model", Cat("unknown value ", loss.model()));
+      if (absl::Status s =
+              CheckEnum(field + ".loss.model", loss.model(), faultline::v1::Loss::Model_descriptor());
+          !s.ok()) {
+        return s;
       }
       if (loss.model() == faultline::v1::Loss::MODEL_GILBERT_ELLIOTT) {
         const auto& ge = loss.gilbert_elliott();
@@ -103,15 +154,19 @@ absl::Status ValidateKind(const std::string& field, const Fault& fault, const Ex
     }
     case Fault::kDelay: {
       const auto& delay = fault.delay();
-      if (Nanos(delay.latency()) <= 0) return Error(field + ".delay.latency", "must be more than 0");
-      if (Nanos(delay.jitter()) < 0) return Error(field + ".delay.jitter", "must not be negative");
-      if (Nanos(delay.jitter()) > Nanos(delay.latency())) {
+      if (absl::Status s = CheckDuration(field + ".delay.latency", delay.latency()); !s.ok()) return s;
+      if (absl::Status s = CheckDuration(field + ".delay.jitter", delay.jitter()); !s.ok()) return s;
+      if (!Positive(delay.latency())) return Error(field + ".delay.latency", "must be more than 0");
+      if (Negative(delay.jitter())) return Error(field + ".delay.jitter", "must not be negative");
+      if (Longer(delay.jitter(), delay.latency())) {
         return Error(field + ".delay.jitter",
                      Cat(FormatDuration(delay.jitter()), " is larger than the latency ",
                          FormatDuration(delay.latency())));
       }
-      if (!faultline::v1::Delay::Distribution_IsValid(delay.distribution())) {
-        return Error(field + ".delay.distribution", Cat("unknown value ", delay.distribution()));
+      if (absl::Status s = CheckEnum(field + ".delay.distribution", delay.distribution(),
+                                     faultline::v1::Delay::Distribution_descriptor());
+          !s.ok()) {
+        return s;
       }
       return CheckPercent(field + ".delay.correlation", delay.correlation(), true);
     }
@@ -140,14 +195,18 @@ absl::Status ValidateKind(const std::string& field, const Fault& fault, const Ex
       if (!has_delay) return Error(field + ".reorder", "needs a delay fault on the same target");
       return CheckPercent(field + ".reorder.correlation", fault.reorder().correlation(), true);
     }
-    case Fault::kBandwidth:
-      if (fault.bandwidth().rate_bits_per_second() == 0) {
+    case Fault::kBandwidth: {
+      const auto& bandwidth = fault.bandwidth();
+      if (bandwidth.rate_bits_per_second() == 0) {
         return Error(field + ".bandwidth.rate_bits_per_second", "must be more than 0");
       }
-      if (!faultline::v1::Bandwidth::Shaper_IsValid(fault.bandwidth().shaper())) {
-        return Error(field + ".bandwidth.shaper", Cat("unknown value ", fault.bandwidth().shaper()));
+      if (absl::Status s = CheckDuration(field + ".bandwidth.latency", bandwidth.latency()); !s.ok()) {
+        return s;
       }
-      return absl::OkStatus();
+      if (Negative(bandwidth.latency())) return Error(field + ".bandwidth.latency", "must not be negative");
+      return CheckEnum(field + ".bandwidth.shaper", bandwidth.shaper(),
+                       faultline::v1::Bandwidth::Shaper_descriptor());
+    }
     case Fault::kCpu: {
       const auto& cpu = fault.cpu();
       if (cpu.load_percent() < 1 || cpu.load_percent() > 100) {
@@ -199,15 +258,19 @@ absl::Status ValidateExperiment(const Experiment& experiment, const Limits& limi
     return Error(
         "id", Cat("\"", experiment.id(), "\" is not an id: use at most 64 letters, digits, '.', '_' or '-'"));
   }
-  if (!experiment.has_duration() || Nanos(experiment.duration()) <= 0) {
+  if (experiment.has_duration()) {
+    if (absl::Status s = CheckDuration("duration", experiment.duration()); !s.ok()) return s;
+  }
+  if (!experiment.has_duration() || !Positive(experiment.duration())) {
     return Error("duration", "required, and more than 0");
   }
-  if (Nanos(limits.max_duration) > 0 && Nanos(experiment.duration()) > Nanos(limits.max_duration)) {
+  if (Positive(limits.max_duration) && Longer(experiment.duration(), limits.max_duration)) {
     return Error("duration", Cat(FormatDuration(experiment.duration()), " is over the agent's maximum of ",
                                  FormatDuration(limits.max_duration)));
   }
-  if (experiment.has_lease() && Nanos(experiment.lease().ttl()) <= 0) {
-    return Error("lease.ttl", "must be more than 0");
+  if (experiment.has_lease()) {
+    if (absl::Status s = CheckDuration("lease.ttl", experiment.lease().ttl()); !s.ok()) return s;
+    if (!Positive(experiment.lease().ttl())) return Error("lease.ttl", "must be more than 0");
   }
   for (const auto& [key, value] : experiment.labels()) {
     if (!ValidName(key, 63, "._/-")) {

@@ -1,0 +1,672 @@
+// The drop program (bpf/drop.bpf.c), loaded through DropProgram so its map filling is tested too,
+// run on crafted Ethernet frames with bpf_prog_test_run_opts: no namespaces, no traffic. For
+// BPF_PROG_TYPE_SCHED_CLS the kernel takes the frame from the Ethernet header and sets skb->protocol
+// with eth_type_trans() (net/bpf/test_run.c), as a device's receive path does.
+#include "kernel/drop_program.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <gtest/gtest.h>
+#include <linux/if_ether.h>
+#include <linux/pkt_cls.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "drop_abi.h"
+#include "faultline/api/units.h"
+
+namespace faultline::kernel {
+namespace {
+
+// What the program returns (linux/pkt_cls.h).
+constexpr int kPass = TC_ACT_UNSPEC;    // -1: the next filter on the hook still runs
+constexpr int kStolen = TC_ACT_STOLEN;  // 4: dropped at egress, the sender sees success
+constexpr int kShot = TC_ACT_SHOT;      // 2: dropped at ingress
+constexpr int kRunFailed = INT_MIN;     // the test run itself failed (already reported)
+
+constexpr uint64_t kSecondNs = 1'000'000'000ull;
+
+enum class Hook { kEgress, kIngress };
+enum class Transport { kTcp, kUdp, kIcmp, kGre };
+
+// A packet as a test describes it; Frame() turns it into the bytes on the wire. Every member has an
+// initializer: GCC 12 warns about designated initializers that skip one without.
+struct Packet {
+  const char* src = "";
+  const char* dst = "";
+  Transport transport = Transport::kTcp;
+  uint16_t sport = 40000;
+  uint16_t dport = 80;
+  std::optional<uint8_t> icmp_type{};  // default: echo request (8, or 128 for ICMPv6)
+  // Fragments: IPv4 sets them in its header; IPv6 gets a fragment header after `ipv6_options`.
+  uint16_t fragment_offset = 0;  // in 8-byte units; not 0: a later fragment, without transport header
+  bool more_fragments = false;
+  uint8_t ipv4_option_words = 0;        // IPv4: 4-byte words of options (NOPs) after the fixed header
+  std::vector<uint8_t> ipv6_options{};  // IPPROTO_HOPOPTS / IPPROTO_DSTOPTS headers before the transport
+};
+
+// Appends fields in network byte order.
+class Bytes {
+ public:
+  Bytes& U8(uint8_t value) {
+    data_.push_back(value);
+    return *this;
+  }
+  Bytes& U16(uint16_t value) { return U8(static_cast<uint8_t>(value >> 8)).U8(static_cast<uint8_t>(value)); }
+  Bytes& U32(uint32_t value) {
+    return U16(static_cast<uint16_t>(value >> 16)).U16(static_cast<uint16_t>(value));
+  }
+  template <typename Range>
+  Bytes& Append(const Range& bytes) {
+    data_.insert(data_.end(), std::begin(bytes), std::end(bytes));
+    return *this;
+  }
+  Bytes& Zeros(size_t count) {
+    data_.resize(data_.size() + count);
+    return *this;
+  }
+  size_t size() const { return data_.size(); }
+  std::vector<uint8_t> Take() { return std::move(data_); }
+
+ private:
+  std::vector<uint8_t> data_;
+};
+
+struct Address {
+  int family = 0;
+  std::array<uint8_t, 16> bytes{};
+  size_t size() const { return family == 4 ? 4 : 16; }
+  auto begin() const { return bytes.begin(); }
+  auto end() const { return bytes.begin() + static_cast<long>(size()); }
+};
+
+Address ParseAddress(const char* text) {
+  Address address;
+  if (inet_pton(AF_INET, text, address.bytes.data()) == 1) {
+    address.family = 4;
+  } else if (inet_pton(AF_INET6, text, address.bytes.data()) == 1) {
+    address.family = 6;
+  } else {
+    ADD_FAILURE() << "test bug: \"" << text << "\" is not an address";
+  }
+  return address;
+}
+
+uint8_t IpProtocol(Transport transport, int family) {
+  switch (transport) {
+    case Transport::kTcp:
+      return IPPROTO_TCP;
+    case Transport::kUdp:
+      return IPPROTO_UDP;
+    case Transport::kIcmp:
+      return family == 4 ? uint8_t{IPPROTO_ICMP} : uint8_t{IPPROTO_ICMPV6};
+    case Transport::kGre:
+      return IPPROTO_GRE;
+  }
+  return 0;
+}
+
+std::vector<uint8_t> TransportHeader(const Packet& packet, int family) {
+  Bytes header;
+  switch (packet.transport) {
+    case Transport::kTcp:  // 20 bytes, SYN
+      header.U16(packet.sport).U16(packet.dport).U32(1).U32(0).U8(5 << 4).U8(0x02).U16(65535).U16(0).U16(0);
+      break;
+    case Transport::kUdp:  // 8 bytes and 4 of payload
+      header.U16(packet.sport).U16(packet.dport).U16(12).U16(0).U32(0x66617574);
+      break;
+    case Transport::kIcmp:  // type, code, checksum, then 20 bytes: echo id/seq and data, or NDP's target
+      header.U8(packet.icmp_type.value_or(family == 4 ? 8 : 128)).U8(0).U16(0).Zeros(20);
+      break;
+    case Transport::kGre:  // flags/version and the inner protocol
+      header.U16(0).U16(ETH_P_IP);
+      break;
+  }
+  return header.Take();
+}
+
+// Ethernet + IPv4/IPv6 (+ extension headers) + transport. Checksums stay 0: the program reads none.
+std::vector<uint8_t> Frame(const Packet& packet) {
+  const Address src = ParseAddress(packet.src);
+  const Address dst = ParseAddress(packet.dst);
+  EXPECT_EQ(src.family, dst.family) << "test bug: " << packet.src << " -> " << packet.dst;
+  const uint8_t protocol = IpProtocol(packet.transport, src.family);
+  const std::vector<uint8_t> transport = TransportHeader(packet, src.family);
+  const uint16_t fragment = static_cast<uint16_t>(packet.fragment_offset);
+
+  Bytes frame;
+  frame.Append(std::array<uint8_t, 12>{0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01});  // dst, src MAC
+  if (src.family == 4) {
+    const size_t header_length = 20 + 4 * packet.ipv4_option_words;
+    frame.U16(ETH_P_IP)
+        .U8(static_cast<uint8_t>(0x40 | header_length / 4))  // version 4, header length in words
+        .U8(0)
+        .U16(static_cast<uint16_t>(header_length + transport.size()))
+        .U16(0x1234)
+        .U16(static_cast<uint16_t>((packet.more_fragments ? 0x2000 : 0) | fragment))
+        .U8(64)
+        .U8(protocol)
+        .U16(0)
+        .Append(src)
+        .Append(dst)
+        .Append(std::vector<uint8_t>(4 * packet.ipv4_option_words, 1))  // NOP options
+        .Append(transport);
+    return frame.Take();
+  }
+
+  std::vector<uint8_t> chain = packet.ipv6_options;
+  if (packet.fragment_offset != 0 || packet.more_fragments) chain.push_back(IPPROTO_FRAGMENT);
+  chain.push_back(protocol);
+  Bytes extensions;
+  for (size_t i = 0; i + 1 < chain.size(); i++) {
+    const uint8_t next = chain[i + 1];
+    if (chain[i] == IPPROTO_FRAGMENT) {
+      extensions.U8(next).U8(0).U16(static_cast<uint16_t>(fragment << 3 | (packet.more_fragments ? 1 : 0)));
+      extensions.U32(0x42);  // identification
+    } else if (chain[i] == IPPROTO_HOPOPTS) {
+      // 16 bytes (length field 1, in 8-byte units after the first 8), so the parser must scale it.
+      extensions.U8(next).U8(1).U8(1).U8(12).Zeros(12);  // PadN option filling the rest
+    } else {
+      extensions.U8(next).U8(0).U8(1).U8(4).Zeros(4);  // 8 bytes: PadN filling the rest
+    }
+  }
+  frame.U16(ETH_P_IPV6)
+      .U32(6u << 28)  // version 6, no traffic class or flow label
+      .U16(static_cast<uint16_t>(extensions.size() + transport.size()))
+      .U8(chain.front())
+      .U8(64)
+      .Append(src)
+      .Append(dst)
+      .Append(extensions.Take())
+      .Append(transport);
+  return frame.Take();
+}
+
+// An ARP request: who has `target`? tell `sender`.
+std::vector<uint8_t> ArpFrame(const char* sender, const char* target) {
+  const std::array<uint8_t, 6> sender_mac{0x02, 0, 0, 0, 0, 0x01};
+  Bytes frame;
+  frame.Append(std::array<uint8_t, 6>{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}).Append(sender_mac).U16(ETH_P_ARP);
+  frame.U16(1).U16(ETH_P_IP).U8(6).U8(4).U16(1);  // Ethernet/IPv4, request
+  frame.Append(sender_mac).Append(ParseAddress(sender)).Zeros(6).Append(ParseAddress(target));
+  return frame.Take();
+}
+
+// The target part of a DropSpec, as a user writes it.
+struct Target {
+  std::vector<std::string> peers{};
+  std::vector<std::string> excluded{};
+  std::vector<std::pair<uint16_t, uint16_t>> ports{};
+  uint32_t protocols = FL_PROTO_ALL;
+};
+
+std::vector<api::Cidr> Cidrs(const std::vector<std::string>& texts) {
+  std::vector<api::Cidr> cidrs;
+  for (const std::string& text : texts) {
+    absl::StatusOr<api::Cidr> cidr = api::ParseCidr(text);
+    if (!cidr.ok()) {
+      ADD_FAILURE() << "test bug: " << text << ": " << std::string(cidr.status().message());
+      continue;
+    }
+    cidrs.push_back(*cidr);
+  }
+  return cidrs;
+}
+
+// A partition of `target` that lasts an hour.
+DropSpec Spec(const Target& target) {
+  DropSpec spec;
+  spec.peers = Cidrs(target.peers);
+  spec.excluded = Cidrs(target.excluded);
+  spec.ports = target.ports;
+  spec.protocols = target.protocols;
+  spec.drop_percent = 100;
+  spec.deadline_ns = MonotonicNowNs() + 3600 * kSecondNs;
+  return spec;
+}
+
+// Why the program cannot run here, or nothing when it can.
+std::optional<std::string> WhyNoBpf() {
+  if (geteuid() != 0)
+    return "needs root: loading sched_cls programs and running them needs CAP_BPF and CAP_NET_ADMIN";
+  int supported = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SCHED_CLS, nullptr);
+  if (supported == 0) return "this kernel cannot load BPF_PROG_TYPE_SCHED_CLS programs";
+  if (supported < 0) return std::string("cannot probe the kernel for BPF: ") + std::strerror(-supported);
+  return std::nullopt;
+}
+
+class DropProgramTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::optional<std::string> reason = WhyNoBpf()) GTEST_SKIP() << *reason;
+  }
+
+  // The kernel supports BPF here (SetUp checked), so a program that does not load is a failure.
+  void Load(const DropSpec& spec) {
+    absl::StatusOr<std::unique_ptr<DropProgram>> program = DropProgram::Load(spec);
+    ASSERT_TRUE(program.ok()) << std::string(program.status().message());
+    program_ = *std::move(program);
+  }
+
+  int Run(Hook hook, const std::vector<uint8_t>& frame) const { return Run(*program_, hook, frame); }
+
+  static int Run(const DropProgram& program, Hook hook, const std::vector<uint8_t>& frame) {
+    bpf_test_run_opts opts{};
+    opts.sz = sizeof(opts);
+    opts.data_in = frame.data();
+    opts.data_size_in = static_cast<__u32>(frame.size());
+    opts.repeat = 1;
+    const int fd = hook == Hook::kEgress ? program.egress_fd() : program.ingress_fd();
+    if (bpf_prog_test_run_opts(fd, &opts) != 0) {
+      ADD_FAILURE() << "bpf_prog_test_run_opts: " << std::strerror(errno);
+      return kRunFailed;
+    }
+    // The program's int return travels as a u32: TC_ACT_UNSPEC arrives as 0xffffffff.
+    return static_cast<int>(opts.retval);
+  }
+
+  struct Verdicts {
+    int drops = 0;
+    int passes = 0;
+    int others = 0;
+  };
+
+  // `runs` separate test runs: with opts.repeat, retval would hold only the last run's verdict.
+  Verdicts RunMany(Hook hook, const std::vector<uint8_t>& frame, int runs) const {
+    const int drop = hook == Hook::kEgress ? kStolen : kShot;
+    Verdicts verdicts;
+    for (int i = 0; i < runs; i++) {
+      const int verdict = Run(hook, frame);
+      if (verdict == drop) {
+        verdicts.drops++;
+      } else if (verdict == kPass) {
+        verdicts.passes++;
+      } else {
+        verdicts.others++;
+      }
+    }
+    return verdicts;
+  }
+
+  std::unique_ptr<DropProgram> program_;
+};
+
+// ---- Matching: one program per case, one packet, one hook. ----
+
+struct MatchCase {
+  std::string name;
+  Target target;
+  Packet packet;
+  Hook hook;
+  int expected;
+};
+
+void PrintTo(const MatchCase& match, std::ostream* os) { *os << match.name; }
+
+// The addresses of one family's cases.
+struct Addresses {
+  const char* name;
+  int family;
+  const char* local;              // this host
+  const char* peer;               // the faulted peer
+  const char* neighbour;          // in peer_net, outside hole
+  const char* outside;            // in no listed network
+  const char* peer_net;           // holds peer and neighbour
+  const char* hole;               // inside peer_net, holds peer but not neighbour
+  const char* other_family_peer;  // the peer's counterpart in the other family
+};
+
+constexpr Addresses kIpv4{"v4",
+                          4,
+                          "198.18.0.1",
+                          "198.18.1.10",
+                          "198.18.1.200",
+                          "198.19.5.5",
+                          "198.18.1.0/24",
+                          "198.18.1.8/29",
+                          "2001:db8:2::10"};
+constexpr Addresses kIpv6{"v6",
+                          6,
+                          "2001:db8:1::1",
+                          "2001:db8:2::10",
+                          "2001:db8:2::beef",
+                          "2001:db8:ff::5",
+                          "2001:db8:2::/64",
+                          "2001:db8:2::/123",
+                          "198.18.1.10"};
+
+const char* Name(Transport transport) {
+  switch (transport) {
+    case Transport::kTcp:
+      return "tcp";
+    case Transport::kUdp:
+      return "udp";
+    case Transport::kIcmp:
+      return "icmp";
+    case Transport::kGre:
+      return "gre";
+  }
+  return "?";
+}
+
+std::vector<MatchCase> MatchCases(const Addresses& a) {
+  constexpr Hook kOut = Hook::kEgress;
+  constexpr Hook kIn = Hook::kIngress;
+  std::vector<MatchCase> cases;
+  auto add = [&](const std::string& name, Target target, Packet packet, Hook hook, int expected) {
+    cases.push_back({std::string(a.name) + "_" + name, std::move(target), std::move(packet), hook, expected});
+  };
+
+  // Peers and direction: egress looks at the destination, ingress at the source.
+  for (Transport t : {Transport::kTcp, Transport::kUdp, Transport::kIcmp}) {
+    const std::string n = std::string(Name(t)) + "_";
+    auto packet = [t](const char* src, const char* dst) {
+      return Packet{.src = src, .dst = dst, .transport = t};
+    };
+    const Target peer{.peers = {a.peer}};
+    const Target net{.peers = {a.peer_net}};
+    const Target net_but_hole{.peers = {a.peer_net}, .excluded = {a.hole}};
+    add(n + "listed_peer_egress", peer, packet(a.local, a.peer), kOut, kStolen);
+    add(n + "listed_peer_ingress", peer, packet(a.peer, a.local), kIn, kShot);
+    add(n + "unlisted_peer_egress", peer, packet(a.local, a.outside), kOut, kPass);
+    add(n + "unlisted_peer_ingress", peer, packet(a.outside, a.local), kIn, kPass);
+    add(n + "egress_ignores_source_peer", peer, packet(a.peer, a.outside), kOut, kPass);
+    add(n + "ingress_ignores_destination_peer", peer, packet(a.outside, a.peer), kIn, kPass);
+    add(n + "network_holds_peer_egress", net, packet(a.local, a.neighbour), kOut, kStolen);
+    add(n + "network_holds_peer_ingress", net, packet(a.neighbour, a.local), kIn, kShot);
+    add(n + "excluded_inside_listed_egress", net_but_hole, packet(a.local, a.peer), kOut, kPass);
+    add(n + "excluded_inside_listed_ingress", net_but_hole, packet(a.peer, a.local), kIn, kPass);
+    add(n + "beside_excluded_egress", net_but_hole, packet(a.local, a.neighbour), kOut, kStolen);
+    add(n + "beside_excluded_ingress", net_but_hole, packet(a.neighbour, a.local), kIn, kShot);
+    add(n + "no_peer_list_egress", {}, packet(a.local, a.outside), kOut, kStolen);
+    add(n + "no_peer_list_ingress", {}, packet(a.outside, a.local), kIn, kShot);
+    add(n + "no_peer_list_excluded", {.excluded = {a.hole}}, packet(a.local, a.peer), kOut, kPass);
+    add(n + "only_other_family_listed", {.peers = {a.other_family_peer}}, packet(a.local, a.peer), kOut,
+        kPass);
+    add(n + "both_families_listed", {.peers = {a.other_family_peer, a.outside, a.peer}},
+        packet(a.local, a.peer), kOut, kStolen);
+  }
+
+  // Ports: a packet matches when its source or its destination port is listed.
+  for (Transport t : {Transport::kTcp, Transport::kUdp}) {
+    const std::string n = std::string(Name(t)) + "_";
+    auto ports = [t, &a](uint16_t sport, uint16_t dport) {
+      return Packet{.src = a.local, .dst = a.peer, .transport = t, .sport = sport, .dport = dport};
+    };
+    auto listed = [&a](std::vector<std::pair<uint16_t, uint16_t>> ranges) {
+      return Target{.peers = {a.peer}, .ports = std::move(ranges)};
+    };
+    add(n + "source_port_listed", listed({{40000, 40000}}), ports(40000, 80), kOut, kStolen);
+    add(n + "destination_port_listed", listed({{80, 80}}), ports(40000, 80), kOut, kStolen);
+    add(n + "destination_port_listed_ingress", listed({{80, 80}}),
+        Packet{.src = a.peer, .dst = a.local, .transport = t, .sport = 40000, .dport = 80}, kIn, kShot);
+    add(n + "neither_port_listed", listed({{443, 443}}), ports(40000, 80), kOut, kPass);
+    add(n + "range_first_port", listed({{8000, 8100}}), ports(40000, 8000), kOut, kStolen);
+    add(n + "range_inner_port", listed({{8000, 8100}}), ports(8050, 40000), kOut, kStolen);
+    add(n + "range_last_port", listed({{8000, 8100}}), ports(40000, 8100), kOut, kStolen);
+    add(n + "below_range", listed({{8000, 8100}}), ports(40000, 7999), kOut, kPass);
+    add(n + "above_range", listed({{8000, 8100}}), ports(40000, 8101), kOut, kPass);
+    // 60-70 spans two 64-port words of the port bitmap.
+    add(n + "range_across_bitmap_words", listed({{60, 70}}), ports(40000, 64), kOut, kStolen);
+    add(n + "several_ranges_last_port", listed({{22, 22}, {8000, 8100}, {65535, 65535}}), ports(40000, 65535),
+        kOut, kStolen);
+    add(n + "several_ranges_none", listed({{22, 22}, {8000, 8100}, {65535, 65535}}), ports(40000, 443), kOut,
+        kPass);
+    add(n + "port_listed_peer_unlisted", listed({{80, 80}}),
+        Packet{.src = a.local, .dst = a.outside, .transport = t, .sport = 40000, .dport = 80}, kOut, kPass);
+  }
+  add("icmp_passes_when_ports_listed", {.peers = {a.peer}, .ports = {{0, 65535}}},
+      Packet{.src = a.local, .dst = a.peer, .transport = Transport::kIcmp}, kOut, kPass);
+
+  // Fragments: only the first carries ports. The later fragment's payload below looks like a TCP
+  // header to port 80, which the program must not read as one.
+  const Packet later_fragment{.src = a.local, .dst = a.peer, .fragment_offset = 185};
+  const Packet first_fragment{.src = a.local, .dst = a.peer, .more_fragments = true};
+  add("later_fragment_passes_when_ports_listed", {.peers = {a.peer}, .ports = {{80, 80}}}, later_fragment,
+      kOut, kPass);
+  add("later_fragment_matches_peer", {.peers = {a.peer}}, later_fragment, kOut, kStolen);
+  add("first_fragment_matches_ports", {.peers = {a.peer}, .ports = {{80, 80}}}, first_fragment, kOut,
+      kStolen);
+
+  // Protocols: the mask selects TCP, UDP, ICMP/ICMPv6 and anything else.
+  auto packet = [&a](Transport t) { return Packet{.src = a.local, .dst = a.peer, .transport = t}; };
+  const Target tcp_only{.protocols = FL_PROTO_TCP};
+  add("tcp_only_drops_tcp", tcp_only, packet(Transport::kTcp), kOut, kStolen);
+  add("tcp_only_passes_udp", tcp_only, packet(Transport::kUdp), kOut, kPass);
+  add("tcp_only_passes_icmp", tcp_only, packet(Transport::kIcmp), kOut, kPass);
+  add("tcp_only_passes_gre", tcp_only, packet(Transport::kGre), kOut, kPass);
+  add("udp_only_drops_udp", {.protocols = FL_PROTO_UDP}, packet(Transport::kUdp), kOut, kStolen);
+  add("udp_only_passes_tcp", {.protocols = FL_PROTO_UDP}, packet(Transport::kTcp), kOut, kPass);
+  add("icmp_only_drops_icmp", {.protocols = FL_PROTO_ICMP}, packet(Transport::kIcmp), kIn, kShot);
+  add("icmp_only_passes_udp", {.protocols = FL_PROTO_ICMP}, packet(Transport::kUdp), kIn, kPass);
+  add("other_only_drops_gre", {.protocols = FL_PROTO_OTHER}, packet(Transport::kGre), kOut, kStolen);
+  add("known_protocols_pass_gre", {.protocols = FL_PROTO_TCP | FL_PROTO_UDP | FL_PROTO_ICMP},
+      packet(Transport::kGre), kOut, kPass);
+  add("all_protocols_drop_gre", {}, packet(Transport::kGre), kOut, kStolen);
+
+  if (a.family == 4) {
+    // The transport header starts after the options: ports are found through the header length.
+    add("options_then_tcp_port_listed", {.ports = {{80, 80}}},
+        Packet{.src = a.local, .dst = a.peer, .ipv4_option_words = 2}, kOut, kStolen);
+    add("options_then_tcp_port_unlisted", {.ports = {{443, 443}}},
+        Packet{.src = a.local, .dst = a.peer, .ipv4_option_words = 2}, kOut, kPass);
+  }
+  if (a.family == 6) {
+    // Neighbour discovery (ICMPv6 133-137) is IPv6's ARP: faulting it would break the link itself.
+    for (uint8_t type = 132; type <= 138; type++) {
+      const bool ndp = type >= 133 && type <= 137;
+      const Packet out{.src = a.local, .dst = a.peer, .transport = Transport::kIcmp, .icmp_type = type};
+      const Packet in{.src = a.peer, .dst = a.local, .transport = Transport::kIcmp, .icmp_type = type};
+      add("icmpv6_type_" + std::to_string(type) + "_egress", {}, out, kOut, ndp ? kPass : kStolen);
+      add("icmpv6_type_" + std::to_string(type) + "_ingress", {.peers = {a.peer}, .protocols = FL_PROTO_ICMP},
+          in, kIn, ndp ? kPass : kShot);
+    }
+    // Extension headers before the transport header are skipped to find the ports.
+    const Packet hop_by_hop{.src = a.local, .dst = a.peer, .ipv6_options = {IPPROTO_HOPOPTS}};
+    add("hop_by_hop_then_tcp_port_listed", {.ports = {{80, 80}}}, hop_by_hop, kOut, kStolen);
+    add("hop_by_hop_then_tcp_port_unlisted", {.ports = {{443, 443}}}, hop_by_hop, kOut, kPass);
+    add("hop_by_hop_then_tcp_protocol", {.protocols = FL_PROTO_TCP}, hop_by_hop, kOut, kStolen);
+    add("hop_by_hop_then_tcp_other_protocol", {.protocols = FL_PROTO_OTHER}, hop_by_hop, kOut, kPass);
+    add("hop_by_hop_and_destination_options_then_udp", {.ports = {{53, 53}}},
+        Packet{.src = a.local,
+               .dst = a.peer,
+               .transport = Transport::kUdp,
+               .dport = 53,
+               .ipv6_options = {IPPROTO_HOPOPTS, IPPROTO_DSTOPTS}},
+        kOut, kStolen);
+    add("hop_by_hop_then_first_fragment_port_listed", {.ports = {{80, 80}}},
+        Packet{.src = a.local, .dst = a.peer, .more_fragments = true, .ipv6_options = {IPPROTO_HOPOPTS}},
+        kOut, kStolen);
+    add("hop_by_hop_then_neighbour_solicitation", {},
+        Packet{.src = a.local,
+               .dst = a.peer,
+               .transport = Transport::kIcmp,
+               .icmp_type = 135,
+               .ipv6_options = {IPPROTO_HOPOPTS}},
+        kOut, kPass);
+  }
+  return cases;
+}
+
+std::vector<MatchCase> AllMatchCases() {
+  std::vector<MatchCase> cases = MatchCases(kIpv4);
+  std::vector<MatchCase> v6 = MatchCases(kIpv6);
+  cases.insert(cases.end(), std::make_move_iterator(v6.begin()), std::make_move_iterator(v6.end()));
+  return cases;
+}
+
+class DropMatchTest : public DropProgramTest, public ::testing::WithParamInterface<MatchCase> {};
+
+TEST_P(DropMatchTest, ReturnsExpectedVerdict) {
+  const MatchCase& match = GetParam();
+  ASSERT_NO_FATAL_FAILURE(Load(Spec(match.target)));
+  const int verdict = Run(match.hook, Frame(match.packet));
+  EXPECT_EQ(verdict, match.expected);
+  // The counters say what happened: a drop is a match and a drop, a pass is neither (loss is 100%).
+  const DropStats stats = program_->ReadStats();
+  const uint64_t dropped = verdict == kPass ? 0 : 1;
+  EXPECT_EQ(stats.matched, dropped);
+  EXPECT_EQ(stats.dropped, dropped);
+}
+
+INSTANTIATE_TEST_SUITE_P(Packets, DropMatchTest, ::testing::ValuesIn(AllMatchCases()),
+                         [](const ::testing::TestParamInfo<MatchCase>& info) { return info.param.name; });
+
+// ---- Traffic that is never faulted, and packets the program cannot parse. ----
+
+TEST_F(DropProgramTest, ArpPassesEvenWithoutPeerList) {
+  ASSERT_NO_FATAL_FAILURE(Load(Spec({})));
+  EXPECT_EQ(Run(Hook::kEgress, ArpFrame(kIpv4.local, kIpv4.peer)), kPass);
+  EXPECT_EQ(Run(Hook::kIngress, ArpFrame(kIpv4.peer, kIpv4.local)), kPass);
+  EXPECT_EQ(program_->ReadStats().matched, 0u);
+}
+
+// The kernel refuses test runs shorter than Ethernet + IP header, so the cut is in the transport header.
+TEST_F(DropProgramTest, TruncatedPortsPass) {
+  ASSERT_NO_FATAL_FAILURE(Load(Spec({.ports = {{80, 80}}})));
+  for (const Addresses& a : {kIpv4, kIpv6}) {
+    std::vector<uint8_t> frame = Frame({.src = a.local, .dst = a.peer});
+    frame.resize(ETH_HLEN + (a.family == 4 ? 20 : 40) + 2);  // the source port only
+    EXPECT_EQ(Run(Hook::kEgress, frame), kPass) << a.name;
+  }
+  EXPECT_EQ(program_->ReadStats().matched, 0u);
+}
+
+// ---- The deadline: a fault ends on time even when the daemon is gone. ----
+
+TEST_F(DropProgramTest, PastDeadlinePassesEverything) {
+  DropSpec spec = Spec({});
+  spec.deadline_ns = MonotonicNowNs() - 1;
+  ASSERT_NO_FATAL_FAILURE(Load(spec));
+  for (const Addresses& a : {kIpv4, kIpv6}) {
+    for (Transport t : {Transport::kTcp, Transport::kUdp, Transport::kIcmp}) {
+      EXPECT_EQ(Run(Hook::kEgress, Frame({.src = a.local, .dst = a.peer, .transport = t})), kPass)
+          << a.name << " " << Name(t);
+      EXPECT_EQ(Run(Hook::kIngress, Frame({.src = a.peer, .dst = a.local, .transport = t})), kPass)
+          << a.name << " " << Name(t);
+    }
+  }
+  EXPECT_EQ(program_->ReadStats().matched, 0u);
+}
+
+TEST_F(DropProgramTest, FarDeadlineDrops) {
+  DropSpec spec = Spec({});
+  spec.deadline_ns = MonotonicNowNs() + 10ull * 365 * 24 * 3600 * kSecondNs;
+  ASSERT_NO_FATAL_FAILURE(Load(spec));
+  EXPECT_EQ(Run(Hook::kEgress, Frame({.src = kIpv4.local, .dst = kIpv4.peer})), kStolen);
+  EXPECT_EQ(Run(Hook::kIngress, Frame({.src = kIpv6.peer, .dst = kIpv6.local})), kShot);
+}
+
+TEST_F(DropProgramTest, DeadlineEndsLoadedFault) {
+  DropSpec spec = Spec({});
+  spec.deadline_ns = MonotonicNowNs() + kSecondNs;
+  ASSERT_NO_FATAL_FAILURE(Load(spec));
+  const std::vector<uint8_t> frame = Frame({.src = kIpv4.local, .dst = kIpv4.peer});
+  EXPECT_EQ(Run(Hook::kEgress, frame), kStolen);
+  while (MonotonicNowNs() < spec.deadline_ns) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(Run(Hook::kEgress, frame), kPass);
+}
+
+// ---- Loss: each matching packet is dropped with probability drop_percent. ----
+
+// Within 3 standard deviations of the binomial mean: a correct program fails this 0.3% of the time.
+void ExpectBinomial(int drops, int runs, double share) {
+  const double mean = runs * share;
+  const double sigma = std::sqrt(runs * share * (1 - share));
+  EXPECT_NEAR(drops, mean, 3 * sigma)
+      << drops << " of " << runs << " dropped, expected " << share * 100 << "%";
+}
+
+TEST_F(DropProgramTest, HalfLossDropsHalf) {
+  DropSpec spec = Spec({.peers = {kIpv4.peer_net}});
+  spec.drop_percent = 50;
+  ASSERT_NO_FATAL_FAILURE(Load(spec));
+  constexpr int kRuns = 4000;
+  const Verdicts run = RunMany(Hook::kEgress, Frame({.src = kIpv4.local, .dst = kIpv4.peer}), kRuns);
+  EXPECT_EQ(run.others, 0);
+  EXPECT_EQ(run.drops + run.passes, kRuns);
+  ExpectBinomial(run.drops, kRuns, 0.5);
+  const DropStats stats = program_->ReadStats();
+  EXPECT_EQ(stats.matched, uint64_t{kRuns});
+  EXPECT_EQ(stats.dropped, static_cast<uint64_t>(run.drops));
+}
+
+TEST_F(DropProgramTest, OnePercentLossDropsOnePercent) {
+  DropSpec spec = Spec({.peers = {kIpv6.peer_net}});
+  spec.drop_percent = 1;
+  ASSERT_NO_FATAL_FAILURE(Load(spec));
+  constexpr int kRuns = 4000;
+  const Verdicts run = RunMany(Hook::kIngress, Frame({.src = kIpv6.peer, .dst = kIpv6.local}), kRuns);
+  EXPECT_EQ(run.others, 0);
+  ExpectBinomial(run.drops, kRuns, 0.01);
+  const DropStats stats = program_->ReadStats();
+  EXPECT_EQ(stats.matched, uint64_t{kRuns});
+  EXPECT_EQ(stats.dropped, static_cast<uint64_t>(run.drops));
+}
+
+TEST_F(DropProgramTest, FullLossDropsEveryPacket) {
+  ASSERT_NO_FATAL_FAILURE(Load(Spec({.peers = {kIpv4.peer}})));
+  constexpr int kRuns = 4000;
+  const Verdicts run = RunMany(Hook::kEgress, Frame({.src = kIpv4.local, .dst = kIpv4.peer}), kRuns);
+  EXPECT_EQ(run.drops, kRuns);
+}
+
+TEST_F(DropProgramTest, LossLeavesUnmatchedPacketsAlone) {
+  DropSpec spec = Spec({.peers = {kIpv4.peer}});
+  spec.drop_percent = 50;
+  ASSERT_NO_FATAL_FAILURE(Load(spec));
+  const Verdicts run = RunMany(Hook::kEgress, Frame({.src = kIpv4.local, .dst = kIpv4.outside}), 500);
+  EXPECT_EQ(run.passes, 500);
+  EXPECT_EQ(program_->ReadStats().matched, 0u);
+}
+
+// ---- Counters and instances. ----
+
+TEST_F(DropProgramTest, StatsCountWhatTheRunsDid) {
+  ASSERT_NO_FATAL_FAILURE(Load(Spec({.peers = {kIpv4.peer, kIpv6.peer}})));
+  EXPECT_EQ(program_->ReadStats().matched, 0u);
+  EXPECT_EQ(program_->ReadStats().dropped, 0u);
+  const std::vector<uint8_t> out_v4 = Frame({.src = kIpv4.local, .dst = kIpv4.peer});
+  const std::vector<uint8_t> in_v6 =
+      Frame({.src = kIpv6.peer, .dst = kIpv6.local, .transport = Transport::kUdp});
+  const std::vector<uint8_t> elsewhere = Frame({.src = kIpv4.local, .dst = kIpv4.outside});
+  int drops = 0;
+  for (int i = 0; i < 5; i++) drops += Run(Hook::kEgress, out_v4) == kStolen;
+  for (int i = 0; i < 3; i++) drops += Run(Hook::kIngress, in_v6) == kShot;
+  for (int i = 0; i < 4; i++) EXPECT_EQ(Run(Hook::kEgress, elsewhere), kPass);
+  EXPECT_EQ(drops, 8);
+  const DropStats stats = program_->ReadStats();
+  EXPECT_EQ(stats.matched, 8u);
+  EXPECT_EQ(stats.dropped, 8u);
+}
+
+TEST_F(DropProgramTest, InstancesKeepTheirOwnTargetsAndCounters) {
+  ASSERT_NO_FATAL_FAILURE(Load(Spec({.peers = {kIpv4.peer}})));
+  absl::StatusOr<std::unique_ptr<DropProgram>> other = DropProgram::Load(Spec({.peers = {kIpv4.outside}}));
+  ASSERT_TRUE(other.ok()) << std::string(other.status().message());
+  const std::vector<uint8_t> to_peer = Frame({.src = kIpv4.local, .dst = kIpv4.peer});
+  EXPECT_EQ(Run(Hook::kEgress, to_peer), kStolen);
+  EXPECT_EQ(Run(**other, Hook::kEgress, to_peer), kPass);
+  EXPECT_EQ(Run(**other, Hook::kEgress, Frame({.src = kIpv4.local, .dst = kIpv4.outside})), kStolen);
+  EXPECT_EQ(program_->ReadStats().dropped, 1u);
+  EXPECT_EQ((*other)->ReadStats().dropped, 1u);
+}
+
+}  // namespace
+}  // namespace faultline::kernel

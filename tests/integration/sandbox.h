@@ -1,0 +1,65 @@
+// The integration tests' world: two network namespaces joined by a veth pair, a faultlined process on
+// a private socket, and traffic between them. Everything is removed by destructors, also on failure.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "faultline/v1/agent.grpc.pb.h"
+
+namespace faultline::test {
+
+// "host" (198.18.0.1, 2001:db8::1) -- veth -- "peers" (198.18.0.2 and .3, 2001:db8::2 and ::3).
+class Sandbox {
+ public:
+  Sandbox();
+  ~Sandbox();
+  Sandbox(const Sandbox&) = delete;
+  Sandbox& operator=(const Sandbox&) = delete;
+
+  std::string host_netns() const { return "/run/netns/" + host_; }
+  std::string peers_netns() const { return "/run/netns/" + peers_; }
+  static constexpr const char* kHostInterface = "fl-host";
+  static constexpr const char* kPeersInterface = "fl-peers";
+
+  // What tc reports for the host interface: qdiscs and filters on both clsact hooks.
+  std::string HostTcState() const;
+
+ private:
+  std::string host_;
+  std::string peers_;
+};
+
+// The faultlined binary, started on a socket in a private directory. Stopped (SIGTERM, then SIGKILL)
+// when destroyed.
+class AgentProcess {
+ public:
+  explicit AgentProcess(std::vector<std::string> extra_args = {});
+  ~AgentProcess();
+  AgentProcess(const AgentProcess&) = delete;
+  AgentProcess& operator=(const AgentProcess&) = delete;
+
+  faultline::v1::Agent::Stub& stub() { return *stub_; }
+  pid_t pid() const { return pid_; }
+  // Sends `signal` and, for SIGTERM/SIGKILL, waits for the process to end. Returns the exit status.
+  int Signal(int signal);
+  bool running() const { return pid_ > 0; }
+  std::string Log() const;
+
+ private:
+  std::string dir_;
+  std::string socket_;
+  pid_t pid_ = -1;
+  std::unique_ptr<faultline::v1::Agent::Stub> stub_;
+};
+
+// Runs a shell command; returns its standard output. Fails the test on a non-zero exit.
+std::string Shell(const std::string& command);
+
+// Whether the tests can do what they need: root, and network namespaces.
+std::string MissingPrivileges();
+
+}  // namespace faultline::test

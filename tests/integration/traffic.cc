@@ -1,0 +1,295 @@
+#include "traffic.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/icmp6.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/ip_icmp.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <future>
+#include <random>
+#include <thread>
+
+#include "kernel/netns.h"
+
+namespace faultline::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr uint16_t kPort = 47000;
+constexpr uint32_t kMagic = 0xfa17f1e5;
+constexpr auto kPacing = std::chrono::microseconds(30);
+constexpr auto kDrainTime = std::chrono::milliseconds(300);
+
+// Runs `work` on a thread that lives in `netns` (setns changes only the calling thread).
+template <typename Work>
+auto InNetns(const std::string& netns, Work work) {
+  return std::async(std::launch::async, [netns, work]() {
+    auto handle = kernel::Netns::Open(netns);
+    EXPECT_TRUE(handle.ok()) << handle.status();
+    auto scope = kernel::NetnsScope::Enter(**handle);
+    EXPECT_TRUE(scope.ok()) << scope.status();
+    return work();
+  });
+}
+
+struct Address {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  int family = 0;
+};
+
+Address Parse(const std::string& text, uint16_t port) {
+  Address address;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&address.storage);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&address.storage);
+  if (inet_pton(AF_INET, text.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    address.length = sizeof(*v4);
+    address.family = AF_INET;
+  } else {
+    EXPECT_EQ(inet_pton(AF_INET6, text.c_str(), &v6->sin6_addr), 1) << text;
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    address.length = sizeof(*v6);
+    address.family = AF_INET6;
+  }
+  return address;
+}
+
+// A socket bound to the wildcard address of `family`, with a receive buffer large enough for a burst.
+int BoundSocket(int family, int type, int protocol, uint16_t port) {
+  int fd = socket(family, type | SOCK_CLOEXEC, protocol);
+  EXPECT_GE(fd, 0) << std::strerror(errno);
+  int size = 8 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size));
+  int on = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+  if (type == SOCK_RAW) return fd;
+  Address any = Parse(family == AF_INET ? "0.0.0.0" : "::", port);
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&any.storage), any.length), 0) << std::strerror(errno);
+  return fd;
+}
+
+// A sending socket bound to `from`'s address, so a host with several addresses sends from the named one.
+int SourceSocket(const Endpoint& from, int type, int protocol) {
+  Address source = Parse(from.address, 0);
+  int fd = socket(source.family, type | SOCK_CLOEXEC, protocol);
+  EXPECT_GE(fd, 0) << std::strerror(errno);
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&source.storage), source.length), 0)
+      << from.address << ": " << std::strerror(errno);
+  return fd;
+}
+
+// Counts what `matches` accepts on `fd` until `stop` is set and the socket has been quiet for a drain time.
+int CountReceived(int fd, const std::atomic<bool>& stop,
+                  const std::function<bool(const char*, ssize_t)>& matches) {
+  int received = 0;
+  char buffer[2048];
+  Clock::time_point quiet_since = Clock::now();
+  while (!stop || Clock::now() - quiet_since < kDrainTime) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 20) <= 0) continue;
+    ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
+    if (n > 0 && matches(buffer, n)) received++;
+    if (stop) quiet_since = Clock::now();
+  }
+  return received;
+}
+
+uint16_t Checksum(const void* data, size_t length) {
+  uint32_t sum = 0;
+  const auto* bytes = static_cast<const uint8_t*>(data);
+  for (size_t i = 0; i + 1 < length; i += 2) sum += static_cast<uint32_t>(bytes[i] << 8 | bytes[i + 1]);
+  if (length % 2) sum += static_cast<uint32_t>(bytes[length - 1] << 8);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return htons(static_cast<uint16_t>(~sum));
+}
+
+}  // namespace
+
+Delivery SendUdp(const Endpoint& from, const Endpoint& to, int count) {
+  Address destination = Parse(to.address, kPort);
+  std::atomic<bool> stop{false};
+  std::promise<void> bound;
+  auto receiver = InNetns(to.netns, [&] {
+    int fd = BoundSocket(destination.family, SOCK_DGRAM, 0, kPort);
+    bound.set_value();
+    int received = CountReceived(fd, stop, [](const char* data, ssize_t n) {
+      uint32_t magic;
+      return n >= 4 && (std::memcpy(&magic, data, 4), magic == kMagic);
+    });
+    close(fd);
+    return received;
+  });
+  bound.get_future().wait();
+  Delivery delivery = InNetns(from.netns, [&] {
+                        Delivery d;
+                        int fd = SourceSocket(from, SOCK_DGRAM, 0);
+                        char payload[64] = {};
+                        std::memcpy(payload, &kMagic, 4);
+                        for (int i = 0; i < count; i++) {
+                          ssize_t n =
+                              sendto(fd, payload, sizeof(payload), 0,
+                                     reinterpret_cast<sockaddr*>(&destination.storage), destination.length);
+                          (n == sizeof(payload) ? d.sent : d.send_errors)++;
+                          std::this_thread::sleep_for(kPacing);
+                        }
+                        close(fd);
+                        return d;
+                      }).get();
+  stop = true;
+  delivery.received = receiver.get();
+  return delivery;
+}
+
+Delivery SendIcmp(const Endpoint& from, const Endpoint& to, int count) {
+  Address destination = Parse(to.address, 0);
+  const bool v6 = destination.family == AF_INET6;
+  const int protocol = v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP};
+  const uint16_t id = static_cast<uint16_t>(std::random_device()());
+  std::atomic<bool> stop{false};
+  std::promise<void> bound;
+  auto receiver = InNetns(to.netns, [&] {
+    int fd = BoundSocket(destination.family, SOCK_RAW, protocol, 0);
+    bound.set_value();
+    int received = CountReceived(fd, stop, [&](const char* data, ssize_t n) {
+      // IPv4 raw sockets deliver the IP header too; ICMPv6 raw sockets do not.
+      ssize_t offset = v6 ? 0 : (data[0] & 0x0f) * 4;
+      if (n < offset + 8) return false;
+      uint16_t echo_id;
+      std::memcpy(&echo_id, data + offset + 4, 2);
+      uint8_t type = static_cast<uint8_t>(data[offset]);
+      return type == (v6 ? int{ICMP6_ECHO_REQUEST} : int{ICMP_ECHO}) && echo_id == htons(id);
+    });
+    close(fd);
+    return received;
+  });
+  bound.get_future().wait();
+  Delivery delivery = InNetns(from.netns, [&] {
+                        Delivery d;
+                        int fd = SourceSocket(from, SOCK_RAW, protocol);
+                        for (int i = 0; i < count; i++) {
+                          uint8_t packet[64] = {};
+                          packet[0] = static_cast<uint8_t>(v6 ? int{ICMP6_ECHO_REQUEST} : int{ICMP_ECHO});
+                          uint16_t net_id = htons(id), seq = htons(static_cast<uint16_t>(i));
+                          std::memcpy(packet + 4, &net_id, 2);
+                          std::memcpy(packet + 6, &seq, 2);
+                          // The kernel fills in ICMPv6 checksums (RFC 3542); ICMPv4's is ours to compute.
+                          if (!v6) {
+                            uint16_t sum = Checksum(packet, sizeof(packet));
+                            std::memcpy(packet + 2, &sum, 2);
+                          }
+                          ssize_t n =
+                              sendto(fd, packet, sizeof(packet), 0,
+                                     reinterpret_cast<sockaddr*>(&destination.storage), destination.length);
+                          (n == sizeof(packet) ? d.sent : d.send_errors)++;
+                          std::this_thread::sleep_for(kPacing);
+                        }
+                        close(fd);
+                        return d;
+                      }).get();
+  stop = true;
+  delivery.received = receiver.get();
+  return delivery;
+}
+
+Delivery SendTcp(const Endpoint& from, const Endpoint& to, int count,
+                 const std::function<void()>& connected) {
+  constexpr size_t kMessage = 32;
+  Address destination = Parse(to.address, kPort);
+  std::atomic<bool> stop{false};
+  std::promise<void> listening;
+  auto receiver = InNetns(to.netns, [&] {
+    int listener = BoundSocket(destination.family, SOCK_STREAM, 0, kPort);
+    listen(listener, 1);
+    listening.set_value();
+    int fd = accept(listener, nullptr, nullptr);
+    close(listener);
+    size_t bytes = 0;
+    char buffer[4096];
+    Clock::time_point quiet_since = Clock::now();
+    while (!stop || Clock::now() - quiet_since < kDrainTime) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 20) <= 0) continue;
+      ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
+      if (n <= 0) break;
+      bytes += static_cast<size_t>(n);
+      if (stop) quiet_since = Clock::now();
+    }
+    close(fd);
+    return static_cast<int>(bytes / kMessage);
+  });
+  listening.get_future().wait();
+  int fd = InNetns(from.netns, [&] {
+             int s = SourceSocket(from, SOCK_STREAM, 0);
+             EXPECT_EQ(connect(s, reinterpret_cast<sockaddr*>(&destination.storage), destination.length), 0)
+                 << std::strerror(errno);
+             int on = 1;
+             setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+             return s;
+           }).get();
+  connected();
+  // The socket keeps its namespace; writing needs no setns.
+  Delivery delivery;
+  char message[kMessage] = {};
+  for (int i = 0; i < count; i++) {
+    ssize_t n = send(fd, message, sizeof(message), MSG_NOSIGNAL | MSG_DONTWAIT);
+    (n == static_cast<ssize_t>(sizeof(message)) ? delivery.sent : delivery.send_errors)++;
+    std::this_thread::sleep_for(kPacing);
+  }
+  stop = true;
+  delivery.received = receiver.get();
+  close(fd);
+  return delivery;
+}
+
+int MillisecondsUntilUdpFlows(const Endpoint& from, const Endpoint& to, int limit_ms) {
+  Address destination = Parse(to.address, kPort + 1);
+  std::promise<void> bound;
+  std::atomic<bool> arrived{false};
+  auto receiver = InNetns(to.netns, [&] {
+    int fd = BoundSocket(destination.family, SOCK_DGRAM, 0, kPort + 1);
+    bound.set_value();
+    char buffer[64];
+    auto deadline = Clock::now() + std::chrono::milliseconds(limit_ms + 100);
+    while (Clock::now() < deadline && !arrived) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 5) > 0 && recv(fd, buffer, sizeof(buffer), 0) > 0) arrived = true;
+    }
+    close(fd);
+    return 0;
+  });
+  bound.get_future().wait();
+  return InNetns(
+             from.netns,
+             [&] {
+               int fd = socket(destination.family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+               auto start = Clock::now();
+               int result = -1;
+               while (Clock::now() - start < std::chrono::milliseconds(limit_ms)) {
+                 sendto(fd, "x", 1, 0, reinterpret_cast<sockaddr*>(&destination.storage), destination.length);
+                 std::this_thread::sleep_for(std::chrono::milliseconds(10));
+                 if (arrived) {
+                   result = static_cast<int>(
+                       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
+                   break;
+                 }
+               }
+               close(fd);
+               receiver.wait();
+               return result;
+             })
+      .get();
+}
+
+}  // namespace faultline::test
