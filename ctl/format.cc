@@ -54,10 +54,10 @@ std::string DescribeFault(const v1::Fault& fault) {
 
 }  // namespace
 
+// Compact: one document per line, so streams (watch, inject --wait) read as JSON lines.
 std::string ToJson(const google::protobuf::Message& message) {
   google::protobuf::util::JsonPrintOptions options;
   options.preserve_proto_field_names = true;
-  options.add_whitespace = true;
   std::string json;
   (void)google::protobuf::util::MessageToJsonString(message, &json, options);
   return json;

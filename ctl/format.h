@@ -9,7 +9,7 @@
 
 namespace faultline::ctl {
 
-// One JSON document, field names as in the .proto files.
+// One JSON document on one line, field names as in the .proto files.
 std::string ToJson(const google::protobuf::Message& message);
 
 std::string FormatCapabilities(const faultline::v1::CapabilitiesResponse& caps);

@@ -271,6 +271,11 @@ absl::Status ValidateExperiment(const Experiment& experiment, const Limits& limi
   if (experiment.has_lease()) {
     if (absl::Status s = CheckDuration("lease.ttl", experiment.lease().ttl()); !s.ok()) return s;
     if (!Positive(experiment.lease().ttl())) return Error("lease.ttl", "must be more than 0");
+    // A lease longer than the experiment could never be missed.
+    if (Longer(experiment.lease().ttl(), experiment.duration())) {
+      return Error("lease.ttl", Cat(FormatDuration(experiment.lease().ttl()), " is longer than the duration ",
+                                    FormatDuration(experiment.duration())));
+    }
   }
   for (const auto& [key, value] : experiment.labels()) {
     if (!ValidName(key, 63, "._/-")) {

@@ -61,6 +61,10 @@ uint64_t MonotonicNowNs() {
 }
 
 absl::StatusOr<std::unique_ptr<DropProgram>> DropProgram::Load(const DropSpec& spec) {
+  if (spec.protocols == 0 || (spec.protocols & ~FL_PROTO_ALL) != 0) {
+    return absl::InvalidArgumentError(Cat("drop program: protocol mask 0x", std::hex, spec.protocols,
+                                          " selects no packets; use FL_PROTO_* bits"));
+  }
   drop* skeleton = drop::open();
   if (skeleton == nullptr)
     return absl::InternalError(Cat("drop program: cannot open: ", std::strerror(errno)));

@@ -17,7 +17,7 @@ struct DropSpec {
   std::vector<api::Cidr> peers;                      // empty: every peer
   std::vector<api::Cidr> excluded;                   // never match, even inside `peers`
   std::vector<std::pair<uint16_t, uint16_t>> ports;  // inclusive ranges; empty: any port
-  uint32_t protocols = 0;                            // FL_PROTO_* from bpf/drop.h
+  uint32_t protocols = 0;                            // FL_PROTO_* from bpf/drop_abi.h; 0 is refused
   double drop_percent = 100;                         // 100: partition
   uint64_t deadline_ns = 0;                          // CLOCK_MONOTONIC; from then on every packet passes
 };

@@ -102,6 +102,8 @@ std::vector<InvalidExperiment> InvalidExperiments() {
            "\" is not an id: use at most 64 letters, digits, '.', '_' or '-'")},
       {"lease_ttl_zero", WithPartition("duration { seconds: 60 } lease {}"),
        "lease.ttl: must be more than 0"},
+      {"lease_ttl_over_duration", WithPartition("duration { seconds: 60 } lease { ttl { seconds: 61 } }"),
+       "lease.ttl: 1m1s is longer than the duration 1m"},
       {"lease_ttl_negative", WithPartition("duration { seconds: 60 } lease { ttl { seconds: -1 } }"),
        "lease.ttl: must be more than 0"},
       {"label_key_invalid", WithPartition(R"pb(duration { seconds: 60 }
