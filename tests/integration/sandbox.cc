@@ -52,7 +52,8 @@ Sandbox::Sandbox() {
   Shell(Cat("ip netns add ", peers_));
   // Duplicate address detection keeps new IPv6 addresses (link-local ones too) tentative for a while.
   for (const std::string& ns : {host_, peers_}) {
-    Shell(Cat("ip netns exec ", ns, " sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0"));
+    Shell(Cat("ip netns exec ", ns,
+              " sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0"));
   }
   Shell(Cat("ip -n ", host_, " link add ", kHostInterface, " type veth peer name ", kPeersInterface,
             " netns ", peers_));

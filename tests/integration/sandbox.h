@@ -44,6 +44,7 @@ class AgentProcess {
 
   faultline::v1::Agent::Stub& stub() { return *stub_; }
   pid_t pid() const { return pid_; }
+  const std::string& socket_path() const { return socket_; }
   // Sends `signal` and, for SIGTERM/SIGKILL, waits for the process to end. Returns the exit status.
   int Signal(int signal);
   bool running() const { return pid_ > 0; }
