@@ -17,6 +17,7 @@
 #include <future>
 #include <random>
 #include <thread>
+#include <vector>
 
 #include "kernel/netns.h"
 
@@ -115,33 +116,37 @@ uint16_t Checksum(const void* data, size_t length) {
   return htons(static_cast<uint16_t>(~sum));
 }
 
-}  // namespace
+// How one kind of datagram is sent and recognised.
+struct Datagrams {
+  int type;      // SOCK_DGRAM or SOCK_RAW
+  int protocol;  // for raw sockets
+  uint16_t port;
+  std::function<std::vector<uint8_t>(int sequence)> make;
+  std::function<bool(const char* data, ssize_t length)> matches;
+};
 
-Delivery SendUdp(const Endpoint& from, const Endpoint& to, int count) {
-  Address destination = Parse(to.address, kPort);
+// Sends `count` datagrams from `from` to `to`, paced, and counts what a socket bound at `to` recognises.
+Delivery Exchange(const Endpoint& from, const Endpoint& to, int count, const Datagrams& kind) {
+  Address destination = Parse(to.address, kind.port);
   std::atomic<bool> stop{false};
   std::promise<void> bound;
   auto receiver = InNetns(to.netns, [&] {
-    int fd = BoundSocket(destination.family, SOCK_DGRAM, 0, kPort);
+    int fd = BoundSocket(destination.family, kind.type, kind.protocol, kind.port);
     bound.set_value();
-    int received = CountReceived(fd, stop, [](const char* data, ssize_t n) {
-      uint32_t magic;
-      return n >= 4 && (std::memcpy(&magic, data, 4), magic == kMagic);
-    });
+    int received = CountReceived(fd, stop, kind.matches);
     close(fd);
     return received;
   });
   bound.get_future().wait();
   Delivery delivery = InNetns(from.netns, [&] {
                         Delivery d;
-                        int fd = SourceSocket(from, SOCK_DGRAM, 0);
-                        char payload[64] = {};
-                        std::memcpy(payload, &kMagic, 4);
+                        int fd = SourceSocket(from, kind.type, kind.protocol);
                         for (int i = 0; i < count; i++) {
+                          std::vector<uint8_t> packet = kind.make(i);
                           ssize_t n =
-                              sendto(fd, payload, sizeof(payload), 0,
+                              sendto(fd, packet.data(), packet.size(), 0,
                                      reinterpret_cast<sockaddr*>(&destination.storage), destination.length);
-                          (n == sizeof(payload) ? d.sent : d.send_errors)++;
+                          (n == static_cast<ssize_t>(packet.size()) ? d.sent : d.send_errors)++;
                           std::this_thread::sleep_for(kPacing);
                         }
                         close(fd);
@@ -152,55 +157,49 @@ Delivery SendUdp(const Endpoint& from, const Endpoint& to, int count) {
   return delivery;
 }
 
+}  // namespace
+
+Delivery SendUdp(const Endpoint& from, const Endpoint& to, int count) {
+  Datagrams udp{SOCK_DGRAM, 0, kPort,
+                [](int) {
+                  std::vector<uint8_t> payload(64);
+                  std::memcpy(payload.data(), &kMagic, 4);
+                  return payload;
+                },
+                [](const char* data, ssize_t n) {
+                  uint32_t magic;
+                  return n >= 4 && (std::memcpy(&magic, data, 4), magic == kMagic);
+                }};
+  return Exchange(from, to, count, udp);
+}
+
 Delivery SendIcmp(const Endpoint& from, const Endpoint& to, int count) {
-  Address destination = Parse(to.address, 0);
-  const bool v6 = destination.family == AF_INET6;
-  const int protocol = v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP};
-  const uint16_t id = static_cast<uint16_t>(std::random_device()());
-  std::atomic<bool> stop{false};
-  std::promise<void> bound;
-  auto receiver = InNetns(to.netns, [&] {
-    int fd = BoundSocket(destination.family, SOCK_RAW, protocol, 0);
-    bound.set_value();
-    int received = CountReceived(fd, stop, [&](const char* data, ssize_t n) {
-      // IPv4 raw sockets deliver the IP header too; ICMPv6 raw sockets do not.
-      ssize_t offset = v6 ? 0 : (data[0] & 0x0f) * 4;
-      if (n < offset + 8) return false;
-      uint16_t echo_id;
-      std::memcpy(&echo_id, data + offset + 4, 2);
-      uint8_t type = static_cast<uint8_t>(data[offset]);
-      return type == (v6 ? int{ICMP6_ECHO_REQUEST} : int{ICMP_ECHO}) && echo_id == htons(id);
-    });
-    close(fd);
-    return received;
-  });
-  bound.get_future().wait();
-  Delivery delivery = InNetns(from.netns, [&] {
-                        Delivery d;
-                        int fd = SourceSocket(from, SOCK_RAW, protocol);
-                        for (int i = 0; i < count; i++) {
-                          uint8_t packet[64] = {};
-                          packet[0] = static_cast<uint8_t>(v6 ? int{ICMP6_ECHO_REQUEST} : int{ICMP_ECHO});
-                          uint16_t net_id = htons(id), seq = htons(static_cast<uint16_t>(i));
-                          std::memcpy(packet + 4, &net_id, 2);
-                          std::memcpy(packet + 6, &seq, 2);
-                          // The kernel fills in ICMPv6 checksums (RFC 3542); ICMPv4's is ours to compute.
-                          if (!v6) {
-                            uint16_t sum = Checksum(packet, sizeof(packet));
-                            std::memcpy(packet + 2, &sum, 2);
-                          }
-                          ssize_t n =
-                              sendto(fd, packet, sizeof(packet), 0,
-                                     reinterpret_cast<sockaddr*>(&destination.storage), destination.length);
-                          (n == sizeof(packet) ? d.sent : d.send_errors)++;
-                          std::this_thread::sleep_for(kPacing);
-                        }
-                        close(fd);
-                        return d;
-                      }).get();
-  stop = true;
-  delivery.received = receiver.get();
-  return delivery;
+  const bool v6 = Parse(to.address, 0).family == AF_INET6;
+  const uint8_t echo_request = static_cast<uint8_t>(v6 ? int{ICMP6_ECHO_REQUEST} : int{ICMP_ECHO});
+  const uint16_t id = htons(static_cast<uint16_t>(std::random_device()()));
+  Datagrams icmp{SOCK_RAW, v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP}, 0,
+                 [=](int sequence) {
+                   std::vector<uint8_t> packet(64);
+                   packet[0] = echo_request;
+                   uint16_t seq = htons(static_cast<uint16_t>(sequence));
+                   std::memcpy(&packet[4], &id, 2);
+                   std::memcpy(&packet[6], &seq, 2);
+                   // The kernel fills in ICMPv6 checksums (RFC 3542); ICMPv4's is ours to compute.
+                   if (!v6) {
+                     uint16_t sum = Checksum(packet.data(), packet.size());
+                     std::memcpy(&packet[2], &sum, 2);
+                   }
+                   return packet;
+                 },
+                 [=](const char* data, ssize_t n) {
+                   // IPv4 raw sockets deliver the IP header too; ICMPv6 raw sockets do not.
+                   ssize_t offset = v6 ? 0 : (data[0] & 0x0f) * 4;
+                   if (n < offset + 8) return false;
+                   uint16_t echo_id;
+                   std::memcpy(&echo_id, data + offset + 4, 2);
+                   return static_cast<uint8_t>(data[offset]) == echo_request && echo_id == id;
+                 }};
+  return Exchange(from, to, count, icmp);
 }
 
 Delivery SendTcp(const Endpoint& from, const Endpoint& to, int count,
