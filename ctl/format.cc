@@ -70,7 +70,8 @@ std::string FormatCapabilities(const v1::CapabilitiesResponse& caps) {
   out << "agent " << caps.agent_version() << " on kernel " << caps.kernel_release() << "\n";
   out << "max duration " << api::FormatDuration(caps.max_duration()) << "\n";
   out << "faults:";
-  for (const auto& kind : caps.implemented_faults()) out << " " << kind << ";";
+  for (int i = 0; i < caps.implemented_faults_size(); i++)
+    out << (i ? ", " : " ") << caps.implemented_faults(i);
   out << "\nkernel features:\n";
   for (const auto& feature : caps.features()) {
     out << "  " << Pad(feature.name(), 9) << (feature.available() ? "yes  " : "no   ") << feature.detail()
@@ -88,13 +89,20 @@ std::string FormatStatus(const v1::ExperimentStatus& status) {
       << Time(status.created_at()) << ", expires " << Time(status.expires_at());
   if (status.has_ended_at()) out << ", ended " << Time(status.ended_at());
   out << "\n";
+  if (!experiment.labels().empty()) {
+    out << "  labels";
+    for (const auto& [key, value] : experiment.labels()) out << " " << key << "=" << value;
+    out << "\n";
+  }
+  // Once an experiment has ended, its kernel objects are gone; they are listed as a record.
+  const char* gone = status.has_ended_at() ? " (removed)" : "";
   for (int i = 0; i < experiment.faults_size(); i++) {
     out << "  fault " << i << ": " << DescribeFault(experiment.faults(i)) << "\n";
     for (const auto& applied : status.faults()) {
       if (applied.index() != static_cast<uint32_t>(i)) continue;
       out << "    packets matched " << applied.packets_matched() << ", dropped " << applied.packets_dropped()
           << "\n";
-      for (const auto& object : applied.kernel_objects()) out << "    " << object << "\n";
+      for (const auto& object : applied.kernel_objects()) out << "    " << object << gone << "\n";
     }
   }
   return out.str();

@@ -1,6 +1,7 @@
 // faultctl: the faultline controller CLI. Exit codes: 0 success; 1 the agent refused or failed the
 // request (its message on stderr); 2 bad command line or experiment (checked before sending);
-// 3 the agent could not be reached or did not answer in time.
+// 3 the agent could not be reached or did not answer in time; 130 `inject --wait` was interrupted
+// (the experiment was reverted).
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
@@ -25,6 +26,7 @@ namespace v1 = faultline::v1;
 constexpr int kExitRefused = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitUnreachable = 3;
+constexpr int kExitInterrupted = 130;  // as a shell reports a command ended by SIGINT
 
 struct Options {
   std::string agent;
@@ -198,6 +200,7 @@ int WaitForEnd(Agent& agent, const std::string& id) {
     std::fprintf(stderr, "faultctl: lost the agent while waiting for %s to end\n", id.c_str());
     return kExitUnreachable;
   }
+  if (interrupted) return kExitInterrupted;
   return last == v1::STATE_FAILED ? kExitRefused : 0;
 }
 

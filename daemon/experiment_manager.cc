@@ -90,6 +90,11 @@ absl::StatusOr<v1::InjectResponse> ExperimentManager::Inject(Experiment experime
   const std::string id = experiment.id();
   {
     std::lock_guard lock(mutex_);
+    if (auto it = records_.find(id); it != records_.end() && it->second.status.state() == v1::STATE_FAILED) {
+      // Nothing of a failed experiment remains, so its id may be tried again.
+      std::erase(ended_order_, id);
+      records_.erase(it);
+    }
     if (auto it = records_.find(id); it != records_.end()) {
       if (!google::protobuf::util::MessageDifferencer::Equals(it->second.status.experiment(), experiment)) {
         return absl::AlreadyExistsError(Cat("experiment ", id, " already exists with a different spec"));
@@ -140,6 +145,7 @@ absl::StatusOr<v1::InjectResponse> ExperimentManager::Inject(Experiment experime
     Record& record = records_.at(id);
     *record.status.mutable_ended_at() = TimeUtil::GetCurrentTime();
     SetState(record, v1::STATE_FAILED, std::string(failure.message()));
+    ended_order_.push_back(id);
     ForgetOldest();
     return failure;
   }
@@ -247,7 +253,7 @@ std::shared_ptr<Subscription> ExperimentManager::Subscribe(const std::string& id
   std::lock_guard lock(mutex_);
   for (const auto& [record_id, record] : records_) {
     ExperimentEvent event;
-    *event.mutable_time() = TimeUtil::GetCurrentTime();
+    *event.mutable_time() = record.status.state_changed_at();
     event.set_experiment_id(record_id);
     event.set_state(record.status.state());
     event.set_reason(record.status.reason());
@@ -268,8 +274,9 @@ void ExperimentManager::CloseSubscriptions() {
 void ExperimentManager::SetState(Record& record, ExperimentState state, const std::string& reason) {
   record.status.set_state(state);
   record.status.set_reason(reason);
+  *record.status.mutable_state_changed_at() = TimeUtil::GetCurrentTime();
   ExperimentEvent event;
-  *event.mutable_time() = TimeUtil::GetCurrentTime();
+  *event.mutable_time() = record.status.state_changed_at();
   event.set_experiment_id(record.status.experiment().id());
   event.set_state(state);
   event.set_reason(reason);

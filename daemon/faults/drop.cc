@@ -99,6 +99,12 @@ absl::StatusOr<std::unique_ptr<ActiveFault>> DropDriver::Apply(const Fault& faul
   if (!netns.ok()) return netns.status();
   auto hook = kernel::ClsactHook::Acquire(*netns, target.interface());
   if (!hook.ok()) return hook.status();
+  // The drop program parses from an Ethernet header on; on other links it would misread every packet.
+  if (!(*hook)->ethernet()) {
+    return absl::FailedPreconditionError(Cat(
+        "interface ", target.interface(), " in ", (*netns)->Describe(),
+        ": not an Ethernet interface; partition and loss support Ethernet-type links (veth, physical NICs)"));
+  }
   auto program = kernel::DropProgram::Load(spec);
   if (!program.ok()) return program.status();
 

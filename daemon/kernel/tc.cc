@@ -2,6 +2,12 @@
 
 #include <bpf/libbpf.h>
 #include <net/if.h>
+#include <net/if_arp.h>
+#include <netlink/route/classifier.h>
+#include <netlink/route/tc.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -34,6 +40,38 @@ bpf_tc_attach_point AttachPoint(Hook direction) {
   return direction == Hook::kEgress ? BPF_TC_EGRESS : BPF_TC_INGRESS;
 }
 
+// Whether frames on the interface start with an Ethernet header (tun, wireguard and ipip do not).
+bool HasEthernetHeader(const std::string& interface) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  ifreq request{};
+  std::strncpy(request.ifr_name, interface.c_str(), IFNAMSIZ - 1);
+  bool ethernet = ioctl(fd, SIOCGIFHWADDR, &request) == 0 && request.ifr_hwaddr.sa_family == ARPHRD_ETHER;
+  close(fd);
+  return ethernet;
+}
+
+// Filters on either clsact hook of an interface, whoever attached them; -1 when they cannot be listed.
+int CountClsactFilters(int ifindex) {
+  nl_sock* sock = nl_socket_alloc();
+  if (sock == nullptr || nl_connect(sock, NETLINK_ROUTE) != 0) {
+    nl_socket_free(sock);
+    return -1;
+  }
+  int count = 0;
+  for (uint32_t minor : {TC_H_MIN_INGRESS, TC_H_MIN_EGRESS}) {
+    nl_cache* cache = nullptr;
+    if (rtnl_cls_alloc_cache(sock, ifindex, TC_H_MAKE(TC_H_CLSACT, minor), &cache) != 0) {
+      count = -1;
+      break;
+    }
+    count += nl_cache_nitems(cache);
+    nl_cache_free(cache);
+  }
+  nl_socket_free(sock);
+  return count;
+}
+
 }  // namespace
 
 const char* HookName(Hook hook) { return hook == Hook::kEgress ? "egress" : "ingress"; }
@@ -57,11 +95,13 @@ absl::StatusOr<std::shared_ptr<ClsactHook>> ClsactHook::Acquire(std::shared_ptr<
                                              ": cannot add a clsact qdisc: ", std::strerror(-err)));
   }
   bool created = err == 0;
+  bool ethernet = HasEthernetHeader(interface);
   log::Info("kernel.clsact")
       .With("interface", interface)
       .With("netns", netns->Describe())
       .With("created", created);
-  auto shared = std::shared_ptr<ClsactHook>(new ClsactHook(std::move(netns), interface, ifindex, created));
+  auto shared =
+      std::shared_ptr<ClsactHook>(new ClsactHook(std::move(netns), interface, ifindex, created, ethernet));
   hooks[key] = shared;
   return shared;
 }
@@ -79,7 +119,12 @@ ClsactHook::~ClsactHook() {
         .With("error", scope.status().ToString());
     return;
   }
-  // Destroying with both attach points set deletes the clsact qdisc itself, with any filter left on it.
+  // Someone else attached filters to the clsact faultline made (an operator, a CNI): leave it to them.
+  if (int others = CountClsactFilters(ifindex_); others != 0) {
+    log::Info("kernel.clsact_kept").With("interface", interface_).With("other_filters", others);
+    return;
+  }
+  // Destroying with both attach points set deletes the clsact qdisc itself.
   bpf_tc_hook hook = MakeHook(ifindex_, static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
   int err = bpf_tc_hook_destroy(&hook);
   if (err != 0 && err != -ENOENT && err != -EINVAL && err != -ENODEV) {

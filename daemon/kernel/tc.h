@@ -27,14 +27,21 @@ class ClsactHook {
   const std::string& interface() const { return interface_; }
   int ifindex() const { return ifindex_; }
   bool created() const { return created_; }
+  // False for interfaces whose frames carry no Ethernet header (tun, wireguard, ipip).
+  bool ethernet() const { return ethernet_; }
 
  private:
-  ClsactHook(std::shared_ptr<Netns> netns, std::string interface, int ifindex, bool created)
-      : netns_(std::move(netns)), interface_(std::move(interface)), ifindex_(ifindex), created_(created) {}
+  ClsactHook(std::shared_ptr<Netns> netns, std::string interface, int ifindex, bool created, bool ethernet)
+      : netns_(std::move(netns)),
+        interface_(std::move(interface)),
+        ifindex_(ifindex),
+        created_(created),
+        ethernet_(ethernet) {}
   std::shared_ptr<Netns> netns_;
   std::string interface_;
   int ifindex_;
   bool created_;
+  bool ethernet_;
 };
 
 // A direct-action cls_bpf filter running one BPF program on a clsact hook; detached when destroyed.

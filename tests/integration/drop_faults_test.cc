@@ -321,6 +321,44 @@ TEST_F(DropFaultsTest, AFailedFaultUndoesTheOnesBeforeIt) {
       Cat("faults[1] (partition): interface fl-missing0: no such device in netns ", sandbox_->host_netns()));
   EXPECT_EQ(sandbox_->HostTcState(), clean_state_) << "the first fault was left applied";
   EXPECT_EQ(Get("half").state(), v1::STATE_FAILED);
+
+  // Nothing of a failed experiment remains, so the same id can be tried again once the cause is fixed.
+  experiment.mutable_faults()->RemoveLast();
+  EXPECT_TRUE(Inject(experiment).created());
+  Revert("half");
+}
+
+TEST_F(DropFaultsTest, AForeignFilterKeepsTheClsactFaultlineMade) {
+  Inject(Experiment("foreign", v1::DIRECTION_BOTH, ""));
+  // An operator attaches their own filter (classic BPF: accept all) while the fault is active.
+  std::string ns = sandbox_->host_netns().substr(11);
+  Shell(Cat("tc -n ", ns, " filter add dev ", Sandbox::kHostInterface,
+            " ingress prio 1 protocol all bpf bytecode '1,6 0 0 4294967295,'"));
+  Revert("foreign");
+  std::string after = sandbox_->HostTcState();
+  EXPECT_NE(after.find("clsact"), std::string::npos) << after;
+  EXPECT_NE(after.find("bytecode"), std::string::npos) << "the operator's filter was removed:\n" << after;
+  EXPECT_EQ(after.find("fl_drop"), std::string::npos) << "faultline's filters are still there:\n" << after;
+  Shell(Cat("tc -n ", ns, " qdisc del dev ", Sandbox::kHostInterface, " clsact"));
+}
+
+TEST_F(DropFaultsTest, RefusesInterfacesWithoutAnEthernetHeader) {
+  std::string ns = sandbox_->host_netns().substr(11);
+  Shell(Cat("ip -n ", ns, " tuntap add mode tun name fl-tun0"));
+  auto experiment = Experiment("tun", v1::DIRECTION_BOTH, "");
+  experiment.mutable_faults(0)->mutable_target()->set_interface("fl-tun0");
+  grpc::ClientContext context;
+  v1::InjectRequest request;
+  *request.mutable_experiment() = experiment;
+  v1::InjectResponse response;
+  grpc::Status status = agent_->stub().Inject(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(status.error_message().find("fl-tun0 in netns " + sandbox_->host_netns() +
+                                        ": not an Ethernet interface"),
+            std::string::npos)
+      << status.error_message();
+  EXPECT_EQ(Shell(Cat("tc -n ", ns, " qdisc show dev fl-tun0 clsact")), "");
+  Shell(Cat("ip -n ", ns, " link del fl-tun0"));
 }
 
 TEST_F(DropFaultsTest, InvalidRequestsChangeNothing) {
