@@ -1,10 +1,10 @@
 #include "faults/drop.h"
 
-#include "drop_abi.h"
 #include "faultline/api/cat.h"
 #include "faultline/api/validate.h"
 #include "kernel/drop_program.h"
 #include "kernel/tc.h"
+#include "target_abi.h"
 
 namespace faultline::faults {
 namespace {
@@ -86,14 +86,14 @@ absl::StatusOr<std::unique_ptr<ActiveFault>> DropDriver::Apply(const Fault& faul
   }
   const Target& target = fault.target();
   kernel::DropSpec spec;
-  spec.peers = Cidrs(target.peers());
-  spec.excluded = Cidrs(target.excluded_peers());
+  spec.target.peers = Cidrs(target.peers());
+  spec.target.excluded = Cidrs(target.excluded_peers());
   for (const auto& range : target.ports()) {
-    spec.ports.emplace_back(range.first(), range.last() == 0 ? range.first() : range.last());
+    spec.target.ports.emplace_back(range.first(), range.last() == 0 ? range.first() : range.last());
   }
-  spec.protocols = ProtocolMask(target.protocol());
+  spec.target.protocols = ProtocolMask(target.protocol());
+  spec.target.deadline_ns = context.deadline_ns;
   spec.drop_percent = fault.has_loss() ? fault.loss().percent() : 100.0;
-  spec.deadline_ns = context.deadline_ns;
 
   auto netns = kernel::Netns::Open(TargetNetnsPath(target));
   if (!netns.ok()) return netns.status();

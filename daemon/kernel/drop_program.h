@@ -4,22 +4,17 @@
 
 #include <cstdint>
 #include <memory>
-#include <vector>
 
 #include "absl/status/statusor.h"
-#include "faultline/api/units.h"
+#include "kernel/target_maps.h"
 
 struct drop;  // the bpftool skeleton
 
 namespace faultline::kernel {
 
 struct DropSpec {
-  std::vector<api::Cidr> peers;                      // empty: every peer
-  std::vector<api::Cidr> excluded;                   // never match, even inside `peers`
-  std::vector<std::pair<uint16_t, uint16_t>> ports;  // inclusive ranges; empty: any port
-  uint32_t protocols = 0;                            // FL_PROTO_* from bpf/drop_abi.h; 0 is refused
-  double drop_percent = 100;                         // 100: partition
-  uint64_t deadline_ns = 0;                          // CLOCK_MONOTONIC; from then on every packet passes
+  TargetSpec target;
+  double drop_percent = 100;  // of the matching packets; 100: partition
 };
 
 struct DropStats {
@@ -42,8 +37,5 @@ class DropProgram {
   explicit DropProgram(drop* skeleton) : skeleton_(skeleton) {}
   drop* skeleton_;
 };
-
-// The kernel's CLOCK_MONOTONIC now, which is what bpf_ktime_get_ns() reads.
-uint64_t MonotonicNowNs();
 
 }  // namespace faultline::kernel

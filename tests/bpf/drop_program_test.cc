@@ -1,25 +1,15 @@
 // The drop program (bpf/drop.bpf.c), loaded through DropProgram so its map filling is tested too,
-// run on crafted Ethernet frames with bpf_prog_test_run_opts: no namespaces, no traffic. For
-// BPF_PROG_TYPE_SCHED_CLS the kernel takes the frame from the Ethernet header and sets skb->protocol
-// with eth_type_trans() (net/bpf/test_run.c), as a device's receive path does.
+// run on crafted Ethernet frames with bpf_prog_test_run_opts: no namespaces, no traffic.
 #include "kernel/drop_program.h"
 
-#include <arpa/inet.h>
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 #include <gtest/gtest.h>
 #include <linux/if_ether.h>
 #include <linux/pkt_cls.h>
 #include <netinet/in.h>
-#include <unistd.h>
 
-#include <array>
-#include <cerrno>
 #include <chrono>
-#include <climits>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -28,228 +18,35 @@
 #include <utility>
 #include <vector>
 
-#include "drop_abi.h"
-#include "faultline/api/units.h"
+#include "packets.h"
+#include "target_abi.h"
+#include "test_run.h"
 
 namespace faultline::kernel {
 namespace {
+
+using test::Addresses;
+using test::ArpFrame;
+using test::Frame;
+using test::HourLong;
+using test::kIpv4;
+using test::kIpv6;
+using test::kSecondNs;
+using test::Name;
+using test::Packet;
+using test::Target;
+using test::Transport;
+using test::WhyNoBpf;
 
 // What the program returns (linux/pkt_cls.h).
 constexpr int kPass = TC_ACT_UNSPEC;    // -1: the next filter on the hook still runs
 constexpr int kStolen = TC_ACT_STOLEN;  // 4: dropped at egress, the sender sees success
 constexpr int kShot = TC_ACT_SHOT;      // 2: dropped at ingress
-constexpr int kRunFailed = INT_MIN;     // the test run itself failed (already reported)
-
-constexpr uint64_t kSecondNs = 1'000'000'000ull;
 
 enum class Hook { kEgress, kIngress };
-enum class Transport { kTcp, kUdp, kIcmp, kGre };
-
-// A packet as a test describes it; Frame() turns it into the bytes on the wire. Every member has an
-// initializer: GCC 12 warns about designated initializers that skip one without.
-struct Packet {
-  const char* src = "";
-  const char* dst = "";
-  Transport transport = Transport::kTcp;
-  uint16_t sport = 40000;
-  uint16_t dport = 80;
-  std::optional<uint8_t> icmp_type{};  // default: echo request (8, or 128 for ICMPv6)
-  // Fragments: IPv4 sets them in its header; IPv6 gets a fragment header after `ipv6_options`.
-  uint16_t fragment_offset = 0;  // in 8-byte units; not 0: a later fragment, without transport header
-  bool more_fragments = false;
-  uint8_t ipv4_option_words = 0;        // IPv4: 4-byte words of options (NOPs) after the fixed header
-  std::vector<uint8_t> ipv6_options{};  // IPPROTO_HOPOPTS / IPPROTO_DSTOPTS headers before the transport
-};
-
-// Appends fields in network byte order.
-class Bytes {
- public:
-  Bytes& U8(uint8_t value) {
-    data_.push_back(value);
-    return *this;
-  }
-  Bytes& U16(uint16_t value) { return U8(static_cast<uint8_t>(value >> 8)).U8(static_cast<uint8_t>(value)); }
-  Bytes& U32(uint32_t value) {
-    return U16(static_cast<uint16_t>(value >> 16)).U16(static_cast<uint16_t>(value));
-  }
-  template <typename Range>
-  Bytes& Append(const Range& bytes) {
-    data_.insert(data_.end(), std::begin(bytes), std::end(bytes));
-    return *this;
-  }
-  Bytes& Zeros(size_t count) {
-    data_.resize(data_.size() + count);
-    return *this;
-  }
-  size_t size() const { return data_.size(); }
-  std::vector<uint8_t> Take() { return std::move(data_); }
-
- private:
-  std::vector<uint8_t> data_;
-};
-
-struct Address {
-  int family = 0;
-  std::array<uint8_t, 16> bytes{};
-  size_t size() const { return family == 4 ? 4 : 16; }
-  auto begin() const { return bytes.begin(); }
-  auto end() const { return bytes.begin() + static_cast<long>(size()); }
-};
-
-Address ParseAddress(const char* text) {
-  Address address;
-  if (inet_pton(AF_INET, text, address.bytes.data()) == 1) {
-    address.family = 4;
-  } else if (inet_pton(AF_INET6, text, address.bytes.data()) == 1) {
-    address.family = 6;
-  } else {
-    ADD_FAILURE() << "test bug: \"" << text << "\" is not an address";
-  }
-  return address;
-}
-
-uint8_t IpProtocol(Transport transport, int family) {
-  switch (transport) {
-    case Transport::kTcp:
-      return IPPROTO_TCP;
-    case Transport::kUdp:
-      return IPPROTO_UDP;
-    case Transport::kIcmp:
-      return family == 4 ? uint8_t{IPPROTO_ICMP} : uint8_t{IPPROTO_ICMPV6};
-    case Transport::kGre:
-      return IPPROTO_GRE;
-  }
-  return 0;
-}
-
-std::vector<uint8_t> TransportHeader(const Packet& packet, int family) {
-  Bytes header;
-  switch (packet.transport) {
-    case Transport::kTcp:  // 20 bytes, SYN
-      header.U16(packet.sport).U16(packet.dport).U32(1).U32(0).U8(5 << 4).U8(0x02).U16(65535).U16(0).U16(0);
-      break;
-    case Transport::kUdp:  // 8 bytes and 4 of payload
-      header.U16(packet.sport).U16(packet.dport).U16(12).U16(0).U32(0x66617574);
-      break;
-    case Transport::kIcmp:  // type, code, checksum, then 20 bytes: echo id/seq and data, or NDP's target
-      header.U8(packet.icmp_type.value_or(family == 4 ? 8 : 128)).U8(0).U16(0).Zeros(20);
-      break;
-    case Transport::kGre:  // flags/version and the inner protocol
-      header.U16(0).U16(ETH_P_IP);
-      break;
-  }
-  return header.Take();
-}
-
-// Ethernet + IPv4/IPv6 (+ extension headers) + transport. Checksums stay 0: the program reads none.
-std::vector<uint8_t> Frame(const Packet& packet) {
-  const Address src = ParseAddress(packet.src);
-  const Address dst = ParseAddress(packet.dst);
-  EXPECT_EQ(src.family, dst.family) << "test bug: " << packet.src << " -> " << packet.dst;
-  const uint8_t protocol = IpProtocol(packet.transport, src.family);
-  const std::vector<uint8_t> transport = TransportHeader(packet, src.family);
-  const uint16_t fragment = static_cast<uint16_t>(packet.fragment_offset);
-
-  Bytes frame;
-  frame.Append(std::array<uint8_t, 12>{0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01});  // dst, src MAC
-  if (src.family == 4) {
-    const size_t header_length = 20 + 4 * packet.ipv4_option_words;
-    frame.U16(ETH_P_IP)
-        .U8(static_cast<uint8_t>(0x40 | header_length / 4))  // version 4, header length in words
-        .U8(0)
-        .U16(static_cast<uint16_t>(header_length + transport.size()))
-        .U16(0x1234)
-        .U16(static_cast<uint16_t>((packet.more_fragments ? 0x2000 : 0) | fragment))
-        .U8(64)
-        .U8(protocol)
-        .U16(0)
-        .Append(src)
-        .Append(dst)
-        .Append(std::vector<uint8_t>(4 * packet.ipv4_option_words, 1))  // NOP options
-        .Append(transport);
-    return frame.Take();
-  }
-
-  std::vector<uint8_t> chain = packet.ipv6_options;
-  if (packet.fragment_offset != 0 || packet.more_fragments) chain.push_back(IPPROTO_FRAGMENT);
-  chain.push_back(protocol);
-  Bytes extensions;
-  for (size_t i = 0; i + 1 < chain.size(); i++) {
-    const uint8_t next = chain[i + 1];
-    if (chain[i] == IPPROTO_FRAGMENT) {
-      extensions.U8(next).U8(0).U16(static_cast<uint16_t>(fragment << 3 | (packet.more_fragments ? 1 : 0)));
-      extensions.U32(0x42);  // identification
-    } else if (chain[i] == IPPROTO_HOPOPTS) {
-      // 16 bytes (length field 1, in 8-byte units after the first 8), so the parser must scale it.
-      extensions.U8(next).U8(1).U8(1).U8(12).Zeros(12);  // PadN option filling the rest
-    } else {
-      extensions.U8(next).U8(0).U8(1).U8(4).Zeros(4);  // 8 bytes: PadN filling the rest
-    }
-  }
-  frame.U16(ETH_P_IPV6)
-      .U32(6u << 28)  // version 6, no traffic class or flow label
-      .U16(static_cast<uint16_t>(extensions.size() + transport.size()))
-      .U8(chain.front())
-      .U8(64)
-      .Append(src)
-      .Append(dst)
-      .Append(extensions.Take())
-      .Append(transport);
-  return frame.Take();
-}
-
-// An ARP request: who has `target`? tell `sender`.
-std::vector<uint8_t> ArpFrame(const char* sender, const char* target) {
-  const std::array<uint8_t, 6> sender_mac{0x02, 0, 0, 0, 0, 0x01};
-  Bytes frame;
-  frame.Append(std::array<uint8_t, 6>{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}).Append(sender_mac).U16(ETH_P_ARP);
-  frame.U16(1).U16(ETH_P_IP).U8(6).U8(4).U16(1);  // Ethernet/IPv4, request
-  frame.Append(sender_mac).Append(ParseAddress(sender)).Zeros(6).Append(ParseAddress(target));
-  return frame.Take();
-}
-
-// The target part of a DropSpec, as a user writes it.
-struct Target {
-  std::vector<std::string> peers{};
-  std::vector<std::string> excluded{};
-  std::vector<std::pair<uint16_t, uint16_t>> ports{};
-  uint32_t protocols = FL_PROTO_ALL;
-};
-
-std::vector<api::Cidr> Cidrs(const std::vector<std::string>& texts) {
-  std::vector<api::Cidr> cidrs;
-  for (const std::string& text : texts) {
-    absl::StatusOr<api::Cidr> cidr = api::ParseCidr(text);
-    if (!cidr.ok()) {
-      ADD_FAILURE() << "test bug: " << text << ": " << std::string(cidr.status().message());
-      continue;
-    }
-    cidrs.push_back(*cidr);
-  }
-  return cidrs;
-}
 
 // A partition of `target` that lasts an hour.
-DropSpec Spec(const Target& target) {
-  DropSpec spec;
-  spec.peers = Cidrs(target.peers);
-  spec.excluded = Cidrs(target.excluded);
-  spec.ports = target.ports;
-  spec.protocols = target.protocols;
-  spec.drop_percent = 100;
-  spec.deadline_ns = MonotonicNowNs() + 3600 * kSecondNs;
-  return spec;
-}
-
-// Why the program cannot run here, or nothing when it can.
-std::optional<std::string> WhyNoBpf() {
-  if (geteuid() != 0)
-    return "needs root: loading sched_cls programs and running them needs CAP_BPF and CAP_NET_ADMIN";
-  int supported = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SCHED_CLS, nullptr);
-  if (supported == 0) return "this kernel cannot load BPF_PROG_TYPE_SCHED_CLS programs";
-  if (supported < 0) return std::string("cannot probe the kernel for BPF: ") + std::strerror(-supported);
-  return std::nullopt;
-}
+DropSpec Spec(const Target& target) { return {.target = HourLong(target), .drop_percent = 100}; }
 
 class DropProgramTest : public ::testing::Test {
  protected:
@@ -267,18 +64,7 @@ class DropProgramTest : public ::testing::Test {
   int Run(Hook hook, const std::vector<uint8_t>& frame) const { return Run(*program_, hook, frame); }
 
   static int Run(const DropProgram& program, Hook hook, const std::vector<uint8_t>& frame) {
-    bpf_test_run_opts opts{};
-    opts.sz = sizeof(opts);
-    opts.data_in = frame.data();
-    opts.data_size_in = static_cast<__u32>(frame.size());
-    opts.repeat = 1;
-    const int fd = hook == Hook::kEgress ? program.egress_fd() : program.ingress_fd();
-    if (bpf_prog_test_run_opts(fd, &opts) != 0) {
-      ADD_FAILURE() << "bpf_prog_test_run_opts: " << std::strerror(errno);
-      return kRunFailed;
-    }
-    // The program's int return travels as a u32: TC_ACT_UNSPEC arrives as 0xffffffff.
-    return static_cast<int>(opts.retval);
+    return test::RunProgram(hook == Hook::kEgress ? program.egress_fd() : program.ingress_fd(), frame);
   }
 
   struct Verdicts {
@@ -318,52 +104,6 @@ struct MatchCase {
 };
 
 void PrintTo(const MatchCase& match, std::ostream* os) { *os << match.name; }
-
-// The addresses of one family's cases.
-struct Addresses {
-  const char* name;
-  int family;
-  const char* local;              // this host
-  const char* peer;               // the faulted peer
-  const char* neighbour;          // in peer_net, outside hole
-  const char* outside;            // in no listed network
-  const char* peer_net;           // holds peer and neighbour
-  const char* hole;               // inside peer_net, holds peer but not neighbour
-  const char* other_family_peer;  // the peer's counterpart in the other family
-};
-
-constexpr Addresses kIpv4{"v4",
-                          4,
-                          "198.18.0.1",
-                          "198.18.1.10",
-                          "198.18.1.200",
-                          "198.19.5.5",
-                          "198.18.1.0/24",
-                          "198.18.1.8/29",
-                          "2001:db8:2::10"};
-constexpr Addresses kIpv6{"v6",
-                          6,
-                          "2001:db8:1::1",
-                          "2001:db8:2::10",
-                          "2001:db8:2::beef",
-                          "2001:db8:ff::5",
-                          "2001:db8:2::/64",
-                          "2001:db8:2::/123",
-                          "198.18.1.10"};
-
-const char* Name(Transport transport) {
-  switch (transport) {
-    case Transport::kTcp:
-      return "tcp";
-    case Transport::kUdp:
-      return "udp";
-    case Transport::kIcmp:
-      return "icmp";
-    case Transport::kGre:
-      return "gre";
-  }
-  return "?";
-}
 
 std::vector<MatchCase> MatchCases(const Addresses& a) {
   constexpr Hook kOut = Hook::kEgress;
@@ -552,7 +292,7 @@ TEST_F(DropProgramTest, TruncatedPortsPass) {
 
 TEST_F(DropProgramTest, PastDeadlinePassesEverything) {
   DropSpec spec = Spec({});
-  spec.deadline_ns = MonotonicNowNs() - 1;
+  spec.target.deadline_ns = MonotonicNowNs() - 1;
   ASSERT_NO_FATAL_FAILURE(Load(spec));
   for (const Addresses& a : {kIpv4, kIpv6}) {
     for (Transport t : {Transport::kTcp, Transport::kUdp, Transport::kIcmp}) {
@@ -567,7 +307,7 @@ TEST_F(DropProgramTest, PastDeadlinePassesEverything) {
 
 TEST_F(DropProgramTest, FarDeadlineDrops) {
   DropSpec spec = Spec({});
-  spec.deadline_ns = MonotonicNowNs() + 10ull * 365 * 24 * 3600 * kSecondNs;
+  spec.target.deadline_ns = MonotonicNowNs() + 10ull * 365 * 24 * 3600 * kSecondNs;
   ASSERT_NO_FATAL_FAILURE(Load(spec));
   EXPECT_EQ(Run(Hook::kEgress, Frame({.src = kIpv4.local, .dst = kIpv4.peer})), kStolen);
   EXPECT_EQ(Run(Hook::kIngress, Frame({.src = kIpv6.peer, .dst = kIpv6.local})), kShot);
@@ -575,11 +315,12 @@ TEST_F(DropProgramTest, FarDeadlineDrops) {
 
 TEST_F(DropProgramTest, DeadlineEndsLoadedFault) {
   DropSpec spec = Spec({});
-  spec.deadline_ns = MonotonicNowNs() + kSecondNs;
+  spec.target.deadline_ns = MonotonicNowNs() + kSecondNs;
   ASSERT_NO_FATAL_FAILURE(Load(spec));
   const std::vector<uint8_t> frame = Frame({.src = kIpv4.local, .dst = kIpv4.peer});
   EXPECT_EQ(Run(Hook::kEgress, frame), kStolen);
-  while (MonotonicNowNs() < spec.deadline_ns) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  while (MonotonicNowNs() < spec.target.deadline_ns)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_EQ(Run(Hook::kEgress, frame), kPass);
 }
 

@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Target matching shared by the programs that act on some peers only (drop.bpf.c, classify.bpf.c):
+ * the maps and config the daemon fills (layout in target_abi.h), packet parsing, and match().
+ * Each program object includes it once and so gets its own maps: one instance per fault. */
+#ifndef FAULTLINE_BPF_TARGET_BPF_H
+#define FAULTLINE_BPF_TARGET_BPF_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "target_abi.h"
+
+/* Set by the daemon before load; changed later only by whole-map updates. */
+struct fl_target_config config = {};
+
+/* max_entries of the tries are resized by the daemon to the target's size before load. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __type(key, struct fl_lpm_v4);
+  __type(value, __u8);
+  __uint(max_entries, 1);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+} peers_v4 SEC(".maps"), excluded_v4 SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __type(key, struct fl_lpm_v6);
+  __type(value, __u8);
+  __uint(max_entries, 1);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+} peers_v6 SEC(".maps"), excluded_v6 SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __type(key, __u32);
+  __type(value, __u64);
+  __uint(max_entries, FL_PORT_WORDS);
+} ports SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __type(key, __u32);
+  __type(value, __u64);
+  __uint(max_entries, FL_STAT_COUNT);
+} stats SEC(".maps");
+
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1fff
+#define MAX_IPV6_EXT_HEADERS 6
+
+struct packet {
+  __u8 family; /* 4 or 6 */
+  __u8 l4proto;
+  __u8 has_ports;
+  __u8 is_ndp;
+  __u16 sport;
+  __u16 dport;
+  __u8 src[16];
+  __u8 dst[16];
+};
+
+static __always_inline int parse_ports(struct __sk_buff *skb, __u32 off, struct packet *p) {
+  __be16 pair[2];
+  if (p->l4proto != IPPROTO_TCP && p->l4proto != IPPROTO_UDP)
+    return 0;
+  if (bpf_skb_load_bytes(skb, off, pair, sizeof(pair)) < 0)
+    return -1;
+  p->sport = bpf_ntohs(pair[0]);
+  p->dport = bpf_ntohs(pair[1]);
+  p->has_ports = 1;
+  return 0;
+}
+
+static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 off, struct packet *p) {
+  struct iphdr ip;
+  if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) < 0)
+    return -1;
+  p->family = 4;
+  p->l4proto = ip.protocol;
+  __builtin_memcpy(p->src, &ip.saddr, 4);
+  __builtin_memcpy(p->dst, &ip.daddr, 4);
+  /* Only the first fragment carries the transport header. */
+  if (bpf_ntohs(ip.frag_off) & IP_OFFSET)
+    return 0;
+  return parse_ports(skb, off + ip.ihl * 4, p);
+}
+
+static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct packet *p) {
+  struct ipv6hdr ip6;
+  if (bpf_skb_load_bytes(skb, off, &ip6, sizeof(ip6)) < 0)
+    return -1;
+  p->family = 6;
+  __builtin_memcpy(p->src, &ip6.saddr, 16);
+  __builtin_memcpy(p->dst, &ip6.daddr, 16);
+  __u8 next = ip6.nexthdr;
+  off += sizeof(ip6);
+#pragma unroll
+  for (int i = 0; i < MAX_IPV6_EXT_HEADERS; i++) {
+    if (next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING || next == IPPROTO_DSTOPTS) {
+      __u8 ext[2];
+      if (bpf_skb_load_bytes(skb, off, ext, sizeof(ext)) < 0)
+        return -1;
+      next = ext[0];
+      off += (ext[1] + 1) * 8;
+    } else if (next == IPPROTO_FRAGMENT) {
+      __u8 frag[4];
+      if (bpf_skb_load_bytes(skb, off, frag, sizeof(frag)) < 0)
+        return -1;
+      next = frag[0];
+      off += 8;
+      /* Not the first fragment: no transport header follows. */
+      if (((frag[2] << 8) | frag[3]) & 0xfff8) {
+        p->l4proto = next;
+        return 0;
+      }
+    } else {
+      break;
+    }
+  }
+  p->l4proto = next;
+  if (next == IPPROTO_ICMPV6) {
+    __u8 type;
+    if (bpf_skb_load_bytes(skb, off, &type, 1) < 0)
+      return -1;
+    /* Router/neighbour solicitation and advertisement, redirect: IPv6's ARP, never faulted. */
+    p->is_ndp = type >= 133 && type <= 137;
+    return 0;
+  }
+  return parse_ports(skb, off, p);
+}
+
+static __always_inline __u32 protocol_bit(__u8 l4proto) {
+  switch (l4proto) {
+  case IPPROTO_TCP:
+    return FL_PROTO_TCP;
+  case IPPROTO_UDP:
+    return FL_PROTO_UDP;
+  case IPPROTO_ICMP:
+  case IPPROTO_ICMPV6:
+    return FL_PROTO_ICMP;
+  default:
+    return FL_PROTO_OTHER;
+  }
+}
+
+static __always_inline int port_listed(__u16 port) {
+  __u32 word = port / 64;
+  __u64 *bits = bpf_map_lookup_elem(&ports, &word);
+  return bits && (*bits & (1ull << (port % 64)));
+}
+
+static __always_inline int peer_listed(const struct packet *p, const __u8 *addr) {
+  if (p->family == 4) {
+    struct fl_lpm_v4 key = {.prefixlen = 32};
+    __builtin_memcpy(key.addr, addr, 4);
+    if (bpf_map_lookup_elem(&excluded_v4, &key))
+      return 0;
+    return (config.flags & FL_MATCH_ANY_PEER) || bpf_map_lookup_elem(&peers_v4, &key);
+  }
+  struct fl_lpm_v6 key = {.prefixlen = 128};
+  __builtin_memcpy(key.addr, addr, 16);
+  if (bpf_map_lookup_elem(&excluded_v6, &key))
+    return 0;
+  return (config.flags & FL_MATCH_ANY_PEER) || bpf_map_lookup_elem(&peers_v6, &key);
+}
+
+static __always_inline void count(__u32 stat) {
+  __u64 *value = bpf_map_lookup_elem(&stats, &stat);
+  if (value)
+    *value += 1;
+}
+
+/* Whether the packet belongs to the fault's target; the peer is its source (traffic from the peer,
+ * as at ingress) or its destination (traffic to the peer, as at egress). */
+static __always_inline int match(struct __sk_buff *skb, int peer_is_source) {
+  /* The deadline ends the fault even when the daemon is hung or gone. */
+  if (bpf_ktime_get_ns() >= config.deadline_ns)
+    return 0;
+
+  struct packet p = {};
+  int parsed;
+  if (skb->protocol == bpf_htons(ETH_P_IP))
+    parsed = parse_ipv4(skb, sizeof(struct ethhdr), &p);
+  else if (skb->protocol == bpf_htons(ETH_P_IPV6))
+    parsed = parse_ipv6(skb, sizeof(struct ethhdr), &p);
+  else
+    return 0; /* ARP and other non-IP traffic is never faulted */
+  if (parsed < 0 || p.is_ndp)
+    return 0;
+
+  if (!(config.protocols & protocol_bit(p.l4proto)))
+    return 0;
+  if (!peer_listed(&p, peer_is_source ? p.src : p.dst))
+    return 0;
+  if ((config.flags & FL_MATCH_PORTS) &&
+      !(p.has_ports && (port_listed(p.sport) || port_listed(p.dport))))
+    return 0;
+  return 1;
+}
+
+#endif

@@ -1,0 +1,102 @@
+#include "kernel/target_maps.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+#include <ios>
+#include <numeric>
+#include <vector>
+
+#include "faultline/api/cat.h"
+#include "target_abi.h"
+
+namespace faultline::kernel {
+namespace {
+
+using api::Cat;
+
+absl::Status MapError(const char* program, const char* map, int err) {
+  return absl::InternalError(Cat(program, ": cannot fill map ", map, ": ", std::strerror(-err)));
+}
+
+// LPM tries hold exactly what the target lists (at least one entry: the kernel refuses zero).
+void SizeTries(bpf_map* v4, bpf_map* v6, const std::vector<api::Cidr>& cidrs) {
+  auto v4_count = std::count_if(cidrs.begin(), cidrs.end(), [](const api::Cidr& c) { return c.family == 4; });
+  auto v6_count = static_cast<long>(cidrs.size()) - v4_count;
+  bpf_map__set_max_entries(v4, static_cast<__u32>(std::max(1L, v4_count)));
+  bpf_map__set_max_entries(v6, static_cast<__u32>(std::max(1L, v6_count)));
+}
+
+// Fills the v4 and v6 LPM tries of one list; a trie's value is unused (presence is the match).
+absl::Status FillTries(const char* program, bpf_map* v4, bpf_map* v6, const std::vector<api::Cidr>& cidrs) {
+  const uint8_t present = 1;
+  for (const api::Cidr& cidr : cidrs) {
+    int err;
+    if (cidr.family == 4) {
+      fl_lpm_v4 key{static_cast<__u32>(cidr.prefix_length), {}};
+      std::memcpy(key.addr, cidr.address.data(), sizeof(key.addr));
+      err = bpf_map__update_elem(v4, &key, sizeof(key), &present, sizeof(present), BPF_ANY);
+    } else {
+      fl_lpm_v6 key{static_cast<__u32>(cidr.prefix_length), {}};
+      std::memcpy(key.addr, cidr.address.data(), sizeof(key.addr));
+      err = bpf_map__update_elem(v6, &key, sizeof(key), &present, sizeof(present), BPF_ANY);
+    }
+    if (err != 0) return MapError(program, bpf_map__name(cidr.family == 4 ? v4 : v6), err);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status PrepareTarget(const char* program, const TargetSpec& spec, const TargetMaps& maps,
+                           fl_target_config& config) {
+  if (spec.protocols == 0 || (spec.protocols & ~FL_PROTO_ALL) != 0) {
+    return absl::InvalidArgumentError(Cat(program, ": protocol mask 0x", std::hex, spec.protocols,
+                                          " selects no packets; use FL_PROTO_* bits"));
+  }
+  SizeTries(maps.peers_v4, maps.peers_v6, spec.peers);
+  SizeTries(maps.excluded_v4, maps.excluded_v6, spec.excluded);
+  config.deadline_ns = spec.deadline_ns;
+  config.protocols = spec.protocols;
+  config.flags = (spec.peers.empty() ? FL_MATCH_ANY_PEER : 0) | (spec.ports.empty() ? 0 : FL_MATCH_PORTS);
+  return absl::OkStatus();
+}
+
+absl::Status FillTarget(const char* program, const TargetSpec& spec, const TargetMaps& maps) {
+  if (auto s = FillTries(program, maps.peers_v4, maps.peers_v6, spec.peers); !s.ok()) return s;
+  if (auto s = FillTries(program, maps.excluded_v4, maps.excluded_v6, spec.excluded); !s.ok()) return s;
+
+  __u64 words[FL_PORT_WORDS] = {};
+  for (auto [first, last] : spec.ports) {
+    for (uint32_t port = first; port <= last; port++) words[port / 64] |= 1ull << (port % 64);
+  }
+  for (__u32 word = 0; word < FL_PORT_WORDS; word++) {
+    if (words[word] == 0) continue;
+    int err =
+        bpf_map__update_elem(maps.ports, &word, sizeof(word), &words[word], sizeof(words[word]), BPF_ANY);
+    if (err != 0) return MapError(program, "ports", err);
+  }
+  return absl::OkStatus();
+}
+
+uint64_t ReadStat(const TargetMaps& maps, uint32_t stat) {
+  int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return 0;
+  std::vector<__u64> values(static_cast<size_t>(cpus));
+  if (bpf_map__lookup_elem(maps.stats, &stat, sizeof(stat), values.data(), values.size() * sizeof(__u64),
+                           0) != 0) {
+    return 0;
+  }
+  return std::accumulate(values.begin(), values.end(), uint64_t{0});
+}
+
+uint64_t MonotonicNowNs() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(now.tv_nsec);
+}
+
+}  // namespace faultline::kernel

@@ -1,0 +1,59 @@
+// The target of a fault aimed at some peers, and the maps that carry it into the BPF programs that
+// match packets against it (bpf/target.bpf.h: the drop and classify programs). Each program's
+// skeleton has the same maps; these functions fill them through a TargetMaps view, so every program
+// matches exactly the same packets for the same TargetSpec.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "faultline/api/units.h"
+
+struct bpf_map;
+struct fl_target_config;  // bpf/target_abi.h
+
+namespace faultline::kernel {
+
+struct TargetSpec {
+  std::vector<api::Cidr> peers;                      // empty: every peer
+  std::vector<api::Cidr> excluded;                   // never match, even inside `peers`
+  std::vector<std::pair<uint16_t, uint16_t>> ports;  // inclusive ranges, source or destination; empty: any
+  uint32_t protocols = 0;                            // FL_PROTO_* from bpf/target_abi.h; 0 is refused
+  uint64_t deadline_ns = 0;                          // CLOCK_MONOTONIC; from then on nothing matches
+};
+
+// The maps of bpf/target.bpf.h in one program object.
+struct TargetMaps {
+  bpf_map* peers_v4;
+  bpf_map* peers_v6;
+  bpf_map* excluded_v4;
+  bpf_map* excluded_v6;
+  bpf_map* ports;
+  bpf_map* stats;
+};
+
+// Any bpftool skeleton built from a program that includes bpf/target.bpf.h.
+template <typename Skeleton>
+TargetMaps TargetMapsOf(const Skeleton& skeleton) {
+  const auto& maps = skeleton.maps;
+  return {maps.peers_v4, maps.peers_v6, maps.excluded_v4, maps.excluded_v6, maps.ports, maps.stats};
+}
+
+// Before load: refuses a spec that selects no packets, sizes the tries to the spec and writes its
+// deadline, protocols and match flags into `config` (the program's other config fields are left alone).
+// `program` names the program in errors ("drop program").
+absl::Status PrepareTarget(const char* program, const TargetSpec& spec, const TargetMaps& maps,
+                           fl_target_config& config);
+
+// After load: fills the tries and the port bitmap.
+absl::Status FillTarget(const char* program, const TargetSpec& spec, const TargetMaps& maps);
+
+// A counter of the stats map (FL_STAT_*), summed over CPUs; 0 when it cannot be read.
+uint64_t ReadStat(const TargetMaps& maps, uint32_t stat);
+
+// The kernel's CLOCK_MONOTONIC now, which is what bpf_ktime_get_ns() reads.
+uint64_t MonotonicNowNs();
+
+}  // namespace faultline::kernel
