@@ -5,25 +5,28 @@
  * takes it at the end of the chain. */
 #include "target.bpf.h"
 
-/* A direct-action cls_bpf filter on a classful root qdisc (htb, prio): sends a matching packet to the
- * fault's class. The kernel keeps only the minor of tc_classid (a u16 in qdisc_skb_cb); cls_bpf adds
- * the major of the filter's own classid (TCA_BPF_CLASSID), and prio reads the minor alone. */
+/* On clsact egress: gives a matching packet the fault's class as its priority. htb and prio take a
+ * packet whose skb->priority names one of their classes straight there, before any filter
+ * (htb_classify, prio_classify), and the clsact hook runs before the root qdisc, so no classifier sits
+ * on the root: tc_classid would not do, as the kernel keeps only its 16-bit minor. The verdict is
+ * always TC_ACT_UNSPEC, so other faults' filters (a partition, say) still see the packet. */
 SEC("tc")
 int fl_classify(struct __sk_buff *skb) {
-  if (!match(skb, config.flags & FL_PEER_IS_SOURCE))
-    return TC_ACT_UNSPEC;
-  count(FL_STAT_MATCHED);
-  skb->tc_classid = config.classid;
-  return TC_ACT_OK;
+  if (match(skb, 0)) {
+    count(FL_STAT_MATCHED);
+    skb->priority = config.classid;
+  }
+  return TC_ACT_UNSPEC;
 }
 
-/* clsact ingress has no classes to shape in: a matching packet goes to the egress of an ifb device,
- * where fl_classify (with FL_PEER_IS_SOURCE) sorts it into the fault's class. */
+/* clsact ingress has no classes to shape in: a matching packet, its priority set to the fault's class
+ * on the ifb device, goes to the egress of that ifb (bpf_redirect keeps the priority). */
 SEC("tc")
 int fl_redirect(struct __sk_buff *skb) {
   if (!match(skb, 1))
     return TC_ACT_UNSPEC;
   count(FL_STAT_MATCHED);
+  skb->priority = config.classid;
   return bpf_redirect(config.redirect_ifindex, 0);
 }
 

@@ -15,9 +15,6 @@
 /* fl_target_config.flags */
 #define FL_MATCH_ANY_PEER (1u << 0) /* no peer list: every address matches */
 #define FL_MATCH_PORTS (1u << 1)    /* only packets with a source or destination port in the port map */
-/* fl_classify only: the peer is the packet's source. Set on an ifb, whose egress carries the packets
- * fl_redirect took from a device's ingress; elsewhere the classifier runs at egress, peer = destination. */
-#define FL_PEER_IS_SOURCE (1u << 2)
 
 /* One 64-bit word per 64 ports: bit (port % 64) of word (port / 64). */
 #define FL_PORT_WORDS 1024
@@ -39,7 +36,7 @@ struct fl_target_config {
   __u64 deadline_ns;      /* CLOCK_MONOTONIC; at or after it no packet matches */
   __u64 drop_threshold;   /* drop program: drop when bpf_get_prandom_u32() < drop_threshold */
   __u32 protocols;        /* FL_PROTO_* */
-  __u32 flags;            /* FL_MATCH_*, FL_PEER_IS_SOURCE */
+  __u32 flags;            /* FL_MATCH_* */
   __u32 classid;          /* fl_classify: written to skb->tc_classid (the kernel keeps its minor) */
   __u32 redirect_ifindex; /* fl_redirect: the ifb device matching packets are sent to (its egress) */
 };

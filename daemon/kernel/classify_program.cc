@@ -48,32 +48,36 @@ absl::StatusOr<Skeleton> Load(const char* name, const TargetSpec& target, Role r
   return skeleton;
 }
 
+// A priority of MAJOR:0 names the qdisc itself: htb would send the packet out unshaped (HTB_DIRECT).
+absl::Status CheckClassid(const char* name, uint32_t classid) {
+  if (TC_H_MIN(classid) != 0) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      Cat(name, ": classid 0x", std::hex, classid, " has minor 0, which names the qdisc, not a class"));
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ClassifyProgram>> ClassifyProgram::LoadClassifier(const TargetSpec& target,
-                                                                                 uint32_t classid,
-                                                                                 bool peer_is_source) {
+                                                                                 uint32_t classid) {
   constexpr const char* kName = "classify program";
-  if (TC_H_MIN(classid) == 0) {
-    return absl::InvalidArgumentError(
-        Cat(kName, ": classid 0x", std::hex, classid, " has minor 0, which names the qdisc, not a class"));
-  }
-  auto skeleton = Load(kName, target, Role::kClassify, [&](fl_target_config& config) {
-    config.classid = classid;
-    if (peer_is_source) config.flags |= FL_PEER_IS_SOURCE;
-  });
+  if (auto s = CheckClassid(kName, classid); !s.ok()) return s;
+  auto skeleton =
+      Load(kName, target, Role::kClassify, [&](fl_target_config& config) { config.classid = classid; });
   if (!skeleton.ok()) return skeleton.status();
   bpf_program* program = ProgramOf(**skeleton, Role::kClassify);
   return std::unique_ptr<ClassifyProgram>(new ClassifyProgram(skeleton->release(), program));
 }
 
 absl::StatusOr<std::unique_ptr<ClassifyProgram>> ClassifyProgram::LoadRedirect(const TargetSpec& target,
-                                                                               int ifb_ifindex) {
+                                                                               int ifb_ifindex,
+                                                                               uint32_t classid) {
   constexpr const char* kName = "redirect program";
   if (ifb_ifindex <= 0)
     return absl::InvalidArgumentError(Cat(kName, ": ", ifb_ifindex, " is not an ifindex"));
+  if (auto s = CheckClassid(kName, classid); !s.ok()) return s;
   auto skeleton = Load(kName, target, Role::kRedirect, [&](fl_target_config& config) {
     config.redirect_ifindex = static_cast<__u32>(ifb_ifindex);
+    config.classid = classid;
   });
   if (!skeleton.ok()) return skeleton.status();
   bpf_program* program = ProgramOf(**skeleton, Role::kRedirect);

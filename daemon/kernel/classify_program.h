@@ -1,7 +1,7 @@
 // The classify program (bpf/classify.bpf.c): shaping aimed at some peers. A classful root qdisc
-// (htb, prio) shapes each fault in its own class; this program, as a direct-action cls_bpf filter,
-// sends the fault's packets there. Ingress is shaped on an ifb device: a redirect program on the
-// interface's clsact ingress hands it the fault's packets, and a classifier on the ifb's root sorts them.
+// (htb, prio) shapes each fault in its own class; this program, on the interface's clsact egress
+// hook, sends the fault's packets there by their priority. Ingress is shaped on an ifb device: a
+// redirect program on the interface's clsact ingress hands it the fault's packets, priority set.
 // One instance per fault and role, with its own maps.
 #pragma once
 
@@ -22,20 +22,16 @@ struct ClassifyStats {
 
 class ClassifyProgram {
  public:
-  // fl_classify: a matching packet gets `classid` and TC_ACT_OK; others TC_ACT_UNSPEC, so the next
-  // fault's filter sees them. The kernel keeps only TC_H_MIN(classid) (skb->tc_classid is 16 bits
-  // there); cls_bpf takes the major from the filter's own classid (TCA_BPF_CLASSID, which
-  // bpf_tc_attach does not set), so htb needs the filter attached with classid MAJOR:0: without it
-  // htb finds no class MAJOR 0 and sends every packet to its default class (measured on 6.18).
-  // prio reads the minor alone. A minor of 0 is refused: it names no class. `peer_is_source`: the program
-  // runs on an ifb fed by LoadRedirect's program, where the peer is the packet's source.
+  // fl_classify, for a clsact egress hook: a matching packet gets skb->priority = `classid`
+  // (MAJOR:MINOR of a class of the device's root qdisc), which htb and prio follow before any
+  // filter. The verdict is always TC_ACT_UNSPEC, so other faults' filters still see the packet.
   static absl::StatusOr<std::unique_ptr<ClassifyProgram>> LoadClassifier(const TargetSpec& target,
-                                                                         uint32_t classid,
-                                                                         bool peer_is_source);
-  // fl_redirect, for a clsact ingress hook: a matching packet (peer = source) is redirected to the
-  // egress of the device `ifb_ifindex`; others get TC_ACT_UNSPEC.
+                                                                         uint32_t classid);
+  // fl_redirect, for a clsact ingress hook: a matching packet (peer = source) gets skb->priority =
+  // `classid` (a class on the ifb's root) and is redirected to the egress of device `ifb_ifindex`;
+  // others get TC_ACT_UNSPEC.
   static absl::StatusOr<std::unique_ptr<ClassifyProgram>> LoadRedirect(const TargetSpec& target,
-                                                                       int ifb_ifindex);
+                                                                       int ifb_ifindex, uint32_t classid);
   ~ClassifyProgram();
   ClassifyProgram(const ClassifyProgram&) = delete;
   ClassifyProgram& operator=(const ClassifyProgram&) = delete;

@@ -46,27 +46,26 @@ using test::Transport;
 using test::WhyNoBpf;
 
 // What the programs return (linux/pkt_cls.h).
-constexpr int kPass = TC_ACT_UNSPEC;                      // -1: not this fault's; the next filter still runs
-constexpr int kClassified = TC_ACT_OK;                    // 0: fl_classify set the class
+constexpr int kPass = TC_ACT_UNSPEC;  // -1: not this fault's; the next filter still runs
+// fl_classify's verdict is always kPass; a packet it classified leaves with skb->priority = its classid.
+// Run() reports that as kClassified, a value no program returns.
+constexpr int kClassified = 1000;
 constexpr int kRedirected = TC_ACT_REDIRECT;              // 7: fl_redirect sends it to the ifb
 constexpr uint32_t kClassid = TC_H_MAKE(1u << 16, 0x10);  // 1:10
 constexpr int kIfbIndex = 42;  // test runs never redirect, so the device need not exist
 
 // Where the program runs, which decides whose address is the peer.
 enum class Role {
-  kClassifier,     // fl_classify on a device's root qdisc: egress, the peer is the destination
-  kIfbClassifier,  // fl_classify with FL_PEER_IS_SOURCE on an ifb: ingress traffic, the peer is the source
-  kRedirect,       // fl_redirect on clsact ingress: the peer is the source
+  kClassifier,  // fl_classify on clsact egress: the peer is the destination
+  kRedirect,    // fl_redirect on clsact ingress: the peer is the source
 };
 
 absl::StatusOr<std::unique_ptr<ClassifyProgram>> LoadAs(Role role, const TargetSpec& target) {
   switch (role) {
     case Role::kClassifier:
-      return ClassifyProgram::LoadClassifier(target, kClassid, false);
-    case Role::kIfbClassifier:
-      return ClassifyProgram::LoadClassifier(target, kClassid, true);
+      return ClassifyProgram::LoadClassifier(target, kClassid);
     case Role::kRedirect:
-      return ClassifyProgram::LoadRedirect(target, kIfbIndex);
+      return ClassifyProgram::LoadRedirect(target, kIfbIndex, kClassid);
   }
   return absl::InternalError("test bug: unknown role");
 }
@@ -90,7 +89,10 @@ class ClassifyProgramTest : public ::testing::Test {
   int Run(const std::vector<uint8_t>& frame) const { return Run(*program_, frame); }
 
   static int Run(const ClassifyProgram& program, const std::vector<uint8_t>& frame) {
-    return test::RunProgram(program.fd(), frame);
+    uint32_t priority = 0;
+    int verdict = test::RunProgram(program.fd(), frame, &priority);
+    // The packet enters with priority 0; any other value is the class a classifier gave it.
+    return verdict == kPass && priority != 0 ? kClassified : verdict;
   }
 
   std::unique_ptr<ClassifyProgram> program_;
@@ -129,9 +131,6 @@ std::vector<MatchCase> MatchCases(const Addresses& a) {
     add(n + "classifier_to_listed_peer", Role::kClassifier, peer, to(a.peer, t), true);
     add(n + "classifier_from_listed_peer", Role::kClassifier, peer, from(a.peer, t), false);
     add(n + "classifier_to_unlisted_peer", Role::kClassifier, peer, to(a.outside, t), false);
-    add(n + "ifb_classifier_from_listed_peer", Role::kIfbClassifier, peer, from(a.peer, t), true);
-    add(n + "ifb_classifier_to_listed_peer", Role::kIfbClassifier, peer, to(a.peer, t), false);
-    add(n + "ifb_classifier_from_unlisted_peer", Role::kIfbClassifier, peer, from(a.outside, t), false);
     add(n + "redirect_from_listed_peer", Role::kRedirect, peer, from(a.peer, t), true);
     add(n + "redirect_to_listed_peer", Role::kRedirect, peer, to(a.peer, t), false);
     add(n + "redirect_from_unlisted_peer", Role::kRedirect, peer, from(a.outside, t), false);
@@ -168,8 +167,6 @@ std::vector<MatchCase> MatchCases(const Addresses& a) {
       to(a.peer, Transport::kIcmp), false);
   add("classifier_later_fragment_when_ports_listed", Role::kClassifier, port_80,
       Packet{.src = a.local, .dst = a.peer, .fragment_offset = 185}, false);
-  add("ifb_classifier_source_port_listed", Role::kIfbClassifier, port_80, ports_from(80, 40000), true);
-  add("ifb_classifier_neither_port_listed", Role::kIfbClassifier, port_80, ports_from(443, 40000), false);
   add("redirect_destination_port_listed", Role::kRedirect, port_80, ports_from(40000, 80), true);
   add("redirect_source_port_listed", Role::kRedirect, port_80, ports_from(80, 40000), true);
   add("redirect_neither_port_listed", Role::kRedirect, port_80, ports_from(443, 40000), false);
@@ -190,11 +187,9 @@ std::vector<MatchCase> MatchCases(const Addresses& a) {
 
   if (a.family == 6) {
     // Neighbour discovery is IPv6's ARP: shaping or redirecting it would disturb the link itself.
-    for (Role role : {Role::kClassifier, Role::kIfbClassifier, Role::kRedirect}) {
+    for (Role role : {Role::kClassifier, Role::kRedirect}) {
       const bool to_peer = role == Role::kClassifier;
-      const std::string n = role == Role::kClassifier      ? "classifier_"
-                            : role == Role::kIfbClassifier ? "ifb_classifier_"
-                                                           : "redirect_";
+      const std::string n = role == Role::kClassifier ? "classifier_" : "redirect_";
       Packet solicitation = to_peer ? to(a.peer, Transport::kIcmp) : from(a.peer, Transport::kIcmp);
       solicitation.icmp_type = 135;
       add(n + "neighbour_solicitation", role, {}, solicitation, false);
@@ -230,7 +225,7 @@ INSTANTIATE_TEST_SUITE_P(Packets, ClassifyMatchTest, ::testing::ValuesIn(AllMatc
 // ---- Traffic that is never matched. ----
 
 TEST_F(ClassifyProgramTest, ArpPassesEvenWithoutPeerList) {
-  for (Role role : {Role::kClassifier, Role::kIfbClassifier, Role::kRedirect}) {
+  for (Role role : {Role::kClassifier, Role::kRedirect}) {
     ASSERT_NO_FATAL_FAILURE(Load(role, HourLong({})));
     EXPECT_EQ(Run(ArpFrame(kIpv4.local, kIpv4.peer)), kPass);
     EXPECT_EQ(Run(ArpFrame(kIpv4.peer, kIpv4.local)), kPass);
@@ -243,7 +238,7 @@ TEST_F(ClassifyProgramTest, ArpPassesEvenWithoutPeerList) {
 TEST_F(ClassifyProgramTest, PastDeadlineMatchesNothing) {
   TargetSpec target = HourLong({});
   target.deadline_ns = MonotonicNowNs() - 1;
-  for (Role role : {Role::kClassifier, Role::kIfbClassifier, Role::kRedirect}) {
+  for (Role role : {Role::kClassifier, Role::kRedirect}) {
     ASSERT_NO_FATAL_FAILURE(Load(role, target));
     for (const Addresses& a : {kIpv4, kIpv6}) {
       EXPECT_EQ(Run(Frame({.src = a.local, .dst = a.peer})), kPass) << a.name;
@@ -286,7 +281,7 @@ TEST_F(ClassifyProgramTest, StatsCountMatches) {
 TEST_F(ClassifyProgramTest, InstancesKeepTheirOwnTargetsAndCounters) {
   ASSERT_NO_FATAL_FAILURE(Load(Role::kClassifier, HourLong({.peers = {kIpv4.peer}})));
   absl::StatusOr<std::unique_ptr<ClassifyProgram>> other =
-      ClassifyProgram::LoadClassifier(HourLong({.peers = {kIpv4.outside}}), TC_H_MAKE(1u << 16, 0x20), false);
+      ClassifyProgram::LoadClassifier(HourLong({.peers = {kIpv4.outside}}), TC_H_MAKE(1u << 16, 0x20));
   ASSERT_TRUE(other.ok()) << std::string(other.status().message());
   const std::vector<uint8_t> to_peer = Frame({.src = kIpv4.local, .dst = kIpv4.peer});
   EXPECT_EQ(Run(to_peer), kClassified);
@@ -311,14 +306,15 @@ TEST(ClassifyProgramRefusalTest, RefusesEmptyProtocolMask) {
 
 TEST(ClassifyProgramRefusalTest, RefusesClassidWithoutMinor) {
   absl::StatusOr<std::unique_ptr<ClassifyProgram>> program =
-      ClassifyProgram::LoadClassifier(HourLong({}), TC_H_MAKE(1u << 16, 0), false);
+      ClassifyProgram::LoadClassifier(HourLong({}), TC_H_MAKE(1u << 16, 0));
   EXPECT_EQ(program.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(program.status().message(),
             "classify program: classid 0x10000 has minor 0, which names the qdisc, not a class");
 }
 
 TEST(ClassifyProgramRefusalTest, RefusesMissingIfb) {
-  absl::StatusOr<std::unique_ptr<ClassifyProgram>> program = ClassifyProgram::LoadRedirect(HourLong({}), 0);
+  absl::StatusOr<std::unique_ptr<ClassifyProgram>> program =
+      ClassifyProgram::LoadRedirect(HourLong({}), 0, kClassid);
   EXPECT_EQ(program.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(program.status().message(), "redirect program: 0 is not an ifindex");
 }

@@ -37,16 +37,23 @@ std::optional<std::string> WhyNoBpf() {
   return std::nullopt;
 }
 
-int RunProgram(int fd, const std::vector<uint8_t>& frame) {
+int RunProgram(int fd, const std::vector<uint8_t>& frame, uint32_t* priority) {
+  __sk_buff context{};
   bpf_test_run_opts opts{};
   opts.sz = sizeof(opts);
   opts.data_in = frame.data();
   opts.data_size_in = static_cast<__u32>(frame.size());
   opts.repeat = 1;
+  // The kernel copies skb->priority back out through ctx_out (bpf_prog_test_run_skb).
+  opts.ctx_in = &context;
+  opts.ctx_size_in = sizeof(context);
+  opts.ctx_out = &context;
+  opts.ctx_size_out = sizeof(context);
   if (bpf_prog_test_run_opts(fd, &opts) != 0) {
     ADD_FAILURE() << "bpf_prog_test_run_opts: " << std::strerror(errno);
     return kRunFailed;
   }
+  if (priority != nullptr) *priority = context.priority;
   // The program's int return travels as a u32: TC_ACT_UNSPEC arrives as 0xffffffff.
   return static_cast<int>(opts.retval);
 }

@@ -23,7 +23,7 @@ constexpr uint64_t kSecondNs = 1'000'000'000ull;
 std::optional<std::string> WhyNoBpf();
 
 // The program's verdict on `frame`.
-int RunProgram(int fd, const std::vector<uint8_t>& frame);
+int RunProgram(int fd, const std::vector<uint8_t>& frame, uint32_t* priority = nullptr);
 
 // A target as a user writes it.
 struct Target {
