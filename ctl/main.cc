@@ -54,6 +54,16 @@ struct InjectFlags {
   bool wait = false;
   TargetFlags target;
   std::string percent;
+  std::string correlation = "0";
+  std::string model = "ebpf";
+  std::string latency;
+  std::string jitter = "0s";
+  std::string distribution = "uniform";
+  bool keep_order = false;
+  std::string rate;
+  std::string burst;
+  std::string limit;
+  std::string shaper = "tbf";
 };
 
 struct UsageError {
@@ -140,11 +150,57 @@ v1::Experiment BuildExperiment(const InjectFlags& flags, const std::string& kind
     (*experiment.mutable_labels())[label.substr(0, equals)] = label.substr(equals + 1);
   }
   v1::Fault* fault = experiment.add_faults();
+  auto percent = [&] { return OrUsage(faultline::api::ParsePercent(flags.percent), "--percent"); };
+  auto correlation = [&] {
+    return OrUsage(faultline::api::ParsePercent(flags.correlation), "--correlation");
+  };
   if (kind == "partition") {
     fault->mutable_partition();
+  } else if (kind == "loss") {
+    v1::Loss* loss = fault->mutable_loss();
+    loss->set_percent(percent());
+    loss->set_correlation(correlation());
+    if (flags.model != "ebpf" && flags.model != "netem") {
+      throw UsageError{Cat("--model: \"", flags.model, "\" is not ebpf or netem")};
+    }
+    loss->set_model(flags.model == "ebpf" ? v1::Loss::MODEL_EBPF : v1::Loss::MODEL_NETEM_RANDOM);
+  } else if (kind == "delay") {
+    v1::Delay* delay = fault->mutable_delay();
+    *delay->mutable_latency() = OrUsage(faultline::api::ParseDuration(flags.latency), "--latency");
+    *delay->mutable_jitter() = OrUsage(faultline::api::ParseDuration(flags.jitter), "--jitter");
+    delay->set_correlation(correlation());
+    std::string name = "DISTRIBUTION_";
+    for (char c : flags.distribution) name += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    v1::Delay::Distribution distribution;
+    if (!v1::Delay::Distribution_Parse(name, &distribution)) {
+      throw UsageError{
+          Cat("--distribution: \"", flags.distribution, "\" is not uniform, normal, pareto or paretonormal")};
+    }
+    delay->set_distribution(distribution);
+    delay->set_keep_order(flags.keep_order);
+  } else if (kind == "duplicate") {
+    fault->mutable_duplicate()->set_percent(percent());
+    fault->mutable_duplicate()->set_correlation(correlation());
+  } else if (kind == "corrupt") {
+    fault->mutable_corrupt()->set_percent(percent());
+    fault->mutable_corrupt()->set_correlation(correlation());
   } else {
-    fault->mutable_loss()->set_percent(OrUsage(faultline::api::ParsePercent(flags.percent), "--percent"));
-    fault->mutable_loss()->set_model(v1::Loss::MODEL_EBPF);
+    v1::Bandwidth* bandwidth = fault->mutable_bandwidth();
+    bandwidth->set_rate_bits_per_second(OrUsage(faultline::api::ParseRate(flags.rate), "--rate"));
+    if (!flags.burst.empty()) {
+      bandwidth->set_burst_bytes(
+          static_cast<uint32_t>(OrUsage(faultline::api::ParseSize(flags.burst), "--burst")));
+    }
+    if (!flags.limit.empty()) {
+      bandwidth->set_limit_bytes(
+          static_cast<uint32_t>(OrUsage(faultline::api::ParseSize(flags.limit), "--limit")));
+    }
+    if (flags.shaper != "tbf" && flags.shaper != "htb" && flags.shaper != "netem") {
+      throw UsageError{Cat("--shaper: \"", flags.shaper, "\" is not tbf, htb or netem")};
+    }
+    bandwidth->set_shaper(flags.shaper == "tbf"   ? v1::Bandwidth::SHAPER_TBF
+                          : flags.shaper == "htb" ? v1::Bandwidth::SHAPER_HTB
+                                                  : v1::Bandwidth::SHAPER_NETEM);
   }
   v1::Target* target = fault->mutable_target();
   if (!flags.target.netns.empty()) target->set_netns_path(flags.target.netns);
@@ -215,12 +271,29 @@ void AddTargetFlags(CLI::App* command, TargetFlags& flags) {
   command->add_option("--protocol", flags.protocol, "tcp, udp, icmp or all")->capture_default_str();
 }
 
-void AddInjectCommand(CLI::App* inject, const std::string& kind, InjectFlags& flags, std::string& chosen) {
-  CLI::App* command =
-      inject->add_subcommand(kind, kind == "partition" ? "drop every matching packet"
-                                                       : "drop a share of matching packets at random");
-  if (kind == "loss")
-    command->add_option("--percent", flags.percent, "share of packets dropped, 0-100")->required();
+void AddInjectCommand(CLI::App* inject, const std::string& kind, const std::string& what, InjectFlags& flags,
+                      std::string& chosen) {
+  CLI::App* command = inject->add_subcommand(kind, what);
+  if (kind == "loss" || kind == "duplicate" || kind == "corrupt") {
+    command->add_option("--percent", flags.percent, "share of packets, 0-100")->required();
+    command->add_option("--correlation", flags.correlation, "percent of the previous draw kept (netem)");
+  }
+  if (kind == "loss") command->add_option("--model", flags.model, "ebpf or netem")->capture_default_str();
+  if (kind == "delay") {
+    command->add_option("--latency", flags.latency, "added delay, e.g. 50ms")->required();
+    command->add_option("--jitter", flags.jitter, "spread around the latency, e.g. 10ms");
+    command->add_option("--correlation", flags.correlation, "percent of the previous delay kept");
+    command->add_option("--distribution", flags.distribution, "uniform, normal, pareto or paretonormal")
+        ->capture_default_str();
+    command->add_flag("--keep-order", flags.keep_order, "never reorder packets under jitter");
+  }
+  if (kind == "bandwidth") {
+    command->add_option("--rate", flags.rate, "e.g. 10mbit, 1gbit, 500kbps")->required();
+    command->add_option("--burst", flags.burst, "bucket size, e.g. 32k (default: 10 ms at the rate)");
+    command->add_option("--limit", flags.limit,
+                        "bytes that may queue, e.g. 64k (default: 50 ms at the rate)");
+    command->add_option("--shaper", flags.shaper, "tbf, htb or netem")->capture_default_str();
+  }
   AddTargetFlags(command, flags.target);
   command->add_option("--duration", flags.duration, "how long the fault lasts, e.g. 30s, 5m")->required();
   command->add_option("--id", flags.id, "experiment id (default: generated); the same id again is a no-op");
@@ -248,8 +321,14 @@ int main(int argc, char** argv) {
   inject->require_subcommand(1);
   InjectFlags inject_flags;
   std::string inject_kind;
-  AddInjectCommand(inject, "partition", inject_flags, inject_kind);
-  AddInjectCommand(inject, "loss", inject_flags, inject_kind);
+  AddInjectCommand(inject, "partition", "drop every matching packet", inject_flags, inject_kind);
+  AddInjectCommand(inject, "loss", "drop a share of matching packets at random", inject_flags, inject_kind);
+  AddInjectCommand(inject, "delay", "delay matching packets (netem)", inject_flags, inject_kind);
+  AddInjectCommand(inject, "duplicate", "duplicate a share of matching packets (netem)", inject_flags,
+                   inject_kind);
+  AddInjectCommand(inject, "corrupt", "corrupt a share of matching packets (netem)", inject_flags,
+                   inject_kind);
+  AddInjectCommand(inject, "bandwidth", "limit the rate of matching packets", inject_flags, inject_kind);
   CLI::App* list = app.add_subcommand("list", "experiments the agent knows");
   std::vector<std::string> list_states;
   list->add_option("--state", list_states, "only these states (active, reverted, expired, ...)");

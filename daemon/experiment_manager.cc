@@ -129,7 +129,9 @@ absl::StatusOr<v1::InjectResponse> ExperimentManager::Inject(Experiment experime
 
   Faults applied;
   absl::Status failure;
+  context.experiment = &experiment;
   for (int i = 0; i < experiment.faults_size(); i++) {
+    context.index = i;
     auto active = drivers_.Apply(experiment.faults(i), context);
     if (!active.ok()) {
       failure = absl::Status(active.status().code(),

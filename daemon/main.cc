@@ -99,7 +99,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) return Fail(Cat("cannot listen on unix:", socket_path));
   // bind() made it 0700 under the umask already; connecting needs no execute bit.
-  if (chmod(socket_path.c_str(), 0600) != 0) return Fail(Cat("chmod ", socket_path, ": ", std::strerror(errno)));
+  if (chmod(socket_path.c_str(), 0600) != 0)
+    return Fail(Cat("chmod ", socket_path, ": ", std::strerror(errno)));
   faultline::log::Info("agent.ready")
       .With("socket", socket_path)
       .With("kernel", features.release)

@@ -2,6 +2,7 @@
 
 #include "faultline/api/cat.h"
 #include "faultline/api/validate.h"
+#include "faults/target.h"
 #include "kernel/drop_program.h"
 #include "kernel/tc.h"
 #include "target_abi.h"
@@ -46,31 +47,7 @@ class ActiveDrop : public ActiveFault {
   std::vector<std::unique_ptr<kernel::TcFilter>> filters_;
 };
 
-uint32_t ProtocolMask(faultline::v1::Protocol protocol) {
-  switch (protocol) {
-    case faultline::v1::PROTOCOL_TCP:
-      return FL_PROTO_TCP;
-    case faultline::v1::PROTOCOL_UDP:
-      return FL_PROTO_UDP;
-    case faultline::v1::PROTOCOL_ICMP:
-      return FL_PROTO_ICMP;
-    default:
-      return FL_PROTO_ALL;
-  }
-}
-
-std::vector<api::Cidr> Cidrs(const google::protobuf::RepeatedPtrField<std::string>& texts) {
-  std::vector<api::Cidr> cidrs;
-  for (const std::string& text : texts) cidrs.push_back(*api::ParseCidr(text));  // validated on arrival
-  return cidrs;
-}
-
 }  // namespace
-
-std::string TargetNetnsPath(const Target& target) {
-  if (target.has_pid()) return Cat("/proc/", target.pid(), "/ns/net");
-  return target.netns_path();
-}
 
 absl::StatusOr<std::unique_ptr<ActiveFault>> DropDriver::Apply(const Fault& fault,
                                                                const ApplyContext& context) {
@@ -86,13 +63,7 @@ absl::StatusOr<std::unique_ptr<ActiveFault>> DropDriver::Apply(const Fault& faul
   }
   const Target& target = fault.target();
   kernel::DropSpec spec;
-  spec.target.peers = Cidrs(target.peers());
-  spec.target.excluded = Cidrs(target.excluded_peers());
-  for (const auto& range : target.ports()) {
-    spec.target.ports.emplace_back(range.first(), range.last() == 0 ? range.first() : range.last());
-  }
-  spec.target.protocols = ProtocolMask(target.protocol());
-  spec.target.deadline_ns = context.deadline_ns;
+  spec.target = TargetSpecOf(target, context.deadline_ns);
   spec.drop_percent = fault.has_loss() ? fault.loss().percent() : 100.0;
 
   auto netns = kernel::Netns::Open(TargetNetnsPath(target));

@@ -16,7 +16,4 @@ class DropDriver : public FaultDriver {
   const kernel::KernelFeatures& features_;
 };
 
-// The namespace path a target names: its netns_path, /proc/PID/ns/net, or "" for the agent's own.
-std::string TargetNetnsPath(const faultline::v1::Target& target);
-
 }  // namespace faultline::faults

@@ -23,6 +23,10 @@ class ActiveFault {
 
 struct ApplyContext {
   uint64_t deadline_ns = 0;  // CLOCK_MONOTONIC: the fault's programs stop acting on their own then
+  // The experiment being applied and the fault's place in it, for faults that compose with their
+  // siblings (delay and loss to the same peers share one netem qdisc).
+  const faultline::v1::Experiment* experiment = nullptr;
+  int index = 0;
 };
 
 class FaultDriver {

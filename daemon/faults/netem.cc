@@ -1,0 +1,234 @@
+#include "faults/netem.h"
+
+#include "faultline/api/cat.h"
+#include "faultline/api/validate.h"
+#include "faults/shaping.h"
+#include "faults/target.h"
+#include "kernel/classify_program.h"
+#include "kernel/tc.h"
+
+namespace faultline::faults {
+namespace {
+
+using api::Cat;
+using faultline::v1::Fault;
+
+// netem keeps order under jitter when it has a rate: each packet is then sent no earlier than the one
+// before it (netem_enqueue). A rate no link reaches keeps the order and shapes nothing else.
+constexpr uint64_t kOrderKeepingRate = 12'500'000'000ull;  // 100 Gbit/s
+
+uint64_t Nanos(const google::protobuf::Duration& d) {
+  return static_cast<uint64_t>(d.seconds()) * 1'000'000'000ull + static_cast<uint64_t>(d.nanos());
+}
+
+kernel::DelayDistribution Distribution(v1::Delay::Distribution distribution) {
+  switch (distribution) {
+    case v1::Delay::DISTRIBUTION_NORMAL:
+      return kernel::DelayDistribution::kNormal;
+    case v1::Delay::DISTRIBUTION_PARETO:
+      return kernel::DelayDistribution::kPareto;
+    case v1::Delay::DISTRIBUTION_PARETONORMAL:
+      return kernel::DelayDistribution::kParetoNormal;
+    default:
+      return kernel::DelayDistribution::kUniform;
+  }
+}
+
+bool UsesNetem(const Fault& fault) {
+  return fault.has_delay() || fault.has_duplicate() || fault.has_corrupt() || fault.has_reorder() ||
+         (fault.has_loss() && fault.loss().model() != v1::Loss::MODEL_UNSPECIFIED &&
+          fault.loss().model() != v1::Loss::MODEL_EBPF) ||
+         (fault.has_bandwidth() && fault.bandwidth().shaper() == v1::Bandwidth::SHAPER_NETEM);
+}
+
+bool SameTarget(const Fault& a, const Fault& b) {
+  return a.target().SerializeAsString() == b.target().SerializeAsString();
+}
+
+// Adds one fault's part to a class's shaping; refuses a second fault setting the same thing.
+absl::Status Merge(const Fault& fault, Shaping& shaping, std::vector<std::string>& set_by, int index) {
+  auto claim = [&](const std::string& what) -> absl::Status {
+    for (const std::string& entry : set_by) {
+      if (entry.starts_with(what + "=")) {
+        return absl::InvalidArgumentError(Cat("faults[", index, "] and ", entry.substr(what.size() + 1),
+                                              " both set ", what,
+                                              " for the same packets; only one can hold"));
+      }
+    }
+    set_by.push_back(Cat(what, "=faults[", index, "]"));
+    return absl::OkStatus();
+  };
+  auto netem = [&shaping]() -> kernel::NetemParams& {
+    if (!shaping.netem) shaping.netem.emplace();
+    return *shaping.netem;
+  };
+  switch (fault.kind_case()) {
+    case Fault::kDelay: {
+      if (auto s = claim("delay"); !s.ok()) return s;
+      const auto& delay = fault.delay();
+      netem().latency_ns = Nanos(delay.latency());
+      netem().jitter_ns = Nanos(delay.jitter());
+      netem().delay_correlation = delay.correlation();
+      netem().distribution = Distribution(delay.distribution());
+      if (delay.keep_order() && netem().rate_bytes_per_second == 0)
+        netem().rate_bytes_per_second = kOrderKeepingRate;
+      return absl::OkStatus();
+    }
+    case Fault::kLoss: {
+      if (auto s = claim("loss"); !s.ok()) return s;
+      const auto& loss = fault.loss();
+      if (loss.model() == v1::Loss::MODEL_GILBERT_ELLIOTT) {
+        const auto& ge = loss.gilbert_elliott();
+        netem().gilbert_elliott = kernel::GilbertElliott{ge.p(), ge.r(), 100 - ge.h(), ge.k()};
+      } else {
+        netem().loss_percent = loss.percent();
+        netem().loss_correlation = loss.correlation();
+      }
+      return absl::OkStatus();
+    }
+    case Fault::kDuplicate:
+      if (auto s = claim("duplicate"); !s.ok()) return s;
+      netem().duplicate_percent = fault.duplicate().percent();
+      netem().duplicate_correlation = fault.duplicate().correlation();
+      return absl::OkStatus();
+    case Fault::kCorrupt:
+      if (auto s = claim("corrupt"); !s.ok()) return s;
+      netem().corrupt_percent = fault.corrupt().percent();
+      netem().corrupt_correlation = fault.corrupt().correlation();
+      return absl::OkStatus();
+    case Fault::kReorder:
+      if (auto s = claim("reorder"); !s.ok()) return s;
+      netem().reorder_percent = fault.reorder().percent();
+      netem().reorder_correlation = fault.reorder().correlation();
+      netem().gap = fault.reorder().gap();
+      return absl::OkStatus();
+    case Fault::kBandwidth: {
+      if (auto s = claim("bandwidth"); !s.ok()) return s;
+      const auto& bandwidth = fault.bandwidth();
+      uint64_t bytes_per_second = bandwidth.rate_bits_per_second() / 8;
+      if (bandwidth.shaper() == v1::Bandwidth::SHAPER_NETEM) {
+        netem().rate_bytes_per_second = bytes_per_second;
+        return absl::OkStatus();
+      }
+      kernel::TbfParams tbf;
+      tbf.rate_bytes_per_second = bytes_per_second;
+      // tbf needs a bucket of at least one packet per timer tick; 10 ms worth, one full frame at least.
+      tbf.burst_bytes = bandwidth.burst_bytes() != 0
+                            ? bandwidth.burst_bytes()
+                            : static_cast<uint32_t>(std::max<uint64_t>(bytes_per_second / 100, 3028));
+      uint64_t latency_ns =
+          bandwidth.has_latency() ? Nanos(bandwidth.latency()) : 50'000'000;  // tc's usual 50 ms
+      tbf.limit_bytes =
+          bandwidth.limit_bytes() != 0
+              ? bandwidth.limit_bytes()
+              : static_cast<uint32_t>(std::min<uint64_t>(
+                    bytes_per_second * latency_ns / 1'000'000'000ull + tbf.burst_bytes, UINT32_MAX));
+      shaping.bandwidth = tbf;
+      return absl::OkStatus();
+    }
+    default:
+      return absl::InternalError(
+          Cat("faults[", index, "]: ", api::FaultKindName(fault), " is not a shaping fault"));
+  }
+}
+
+// A fault whose shaping another fault of its experiment carries (same target: one class, one netem).
+class MergedFault : public ActiveFault {
+ public:
+  explicit MergedFault(int carrier) : carrier_(carrier) {}
+  std::vector<std::string> KernelObjects() const override {
+    return {Cat("shaped together with faults[", carrier_, "], in its class")};
+  }
+  void FillStatus(v1::AppliedFault&) const override {}
+
+ private:
+  int carrier_;
+};
+
+class ActiveShaping : public ActiveFault {
+ public:
+  std::vector<std::string> KernelObjects() const override {
+    std::vector<std::string> objects = shaped_class->KernelObjects();
+    objects.push_back(filter->Describe() + " (classifier)");
+    return objects;
+  }
+  void FillStatus(v1::AppliedFault& status) const override {
+    status.set_packets_matched(program->ReadStats().matched);
+  }
+
+  // Destroyed in reverse: the filter stops sending packets to the class before the class goes.
+  std::shared_ptr<kernel::ClsactHook> hook;
+  std::unique_ptr<ShapedClass> shaped_class;
+  std::unique_ptr<kernel::ClassifyProgram> program;
+  std::unique_ptr<kernel::TcFilter> filter;
+};
+
+}  // namespace
+
+bool NetemDriver::Handles(const Fault& fault) { return UsesNetem(fault) || fault.has_bandwidth(); }
+
+absl::StatusOr<std::unique_ptr<ActiveFault>> NetemDriver::Apply(const Fault& fault,
+                                                                const ApplyContext& context) {
+  const v1::Experiment& experiment = *context.experiment;
+  // The first shaping fault with this target carries every later one with the same target.
+  for (int i = 0; i < context.index; i++) {
+    if (Handles(experiment.faults(i)) && SameTarget(experiment.faults(i), fault)) {
+      return std::make_unique<MergedFault>(i);
+    }
+  }
+  Shaping shaping;
+  std::vector<std::string> set_by;
+  bool needs_netem = false;
+  for (int i = context.index; i < experiment.faults_size(); i++) {
+    const Fault& sibling = experiment.faults(i);
+    if (i != context.index && !(Handles(sibling) && SameTarget(sibling, fault))) continue;
+    needs_netem |= UsesNetem(sibling);
+    if (auto s = Merge(sibling, shaping, set_by, i); !s.ok()) return s;
+  }
+  std::vector<std::string> missing;
+  for (const char* feature : {"bpf", "clsact"}) {
+    if (!features_.Has(feature)) missing.push_back(feature);
+  }
+  if (needs_netem && !features_.Has("netem")) missing.push_back("netem");
+  if (!features_.Has("prio") && !features_.Has("htb")) missing.push_back("htb or prio");
+  if (!missing.empty()) {
+    std::string list;
+    for (const auto& name : missing) list += (list.empty() ? "" : ", ") + name;
+    return absl::FailedPreconditionError(
+        Cat(api::FaultKindName(fault), " needs ", list, ", which this kernel lacks (see faultctl caps)"));
+  }
+  const v1::Target& target = fault.target();
+  if (target.direction() == v1::DIRECTION_INGRESS || target.direction() == v1::DIRECTION_BOTH ||
+      target.direction() == v1::DIRECTION_UNSPECIFIED) {
+    return absl::UnimplementedError(
+        Cat(api::FaultKindName(fault), " is applied at egress only so far; set direction egress"));
+  }
+
+  kernel::TargetSpec spec = TargetSpecOf(target, context.deadline_ns);
+  auto netns = kernel::Netns::Open(TargetNetnsPath(target));
+  if (!netns.ok()) return netns.status();
+  auto active = std::make_unique<ActiveShaping>();
+  auto hook = kernel::ClsactHook::Acquire(*netns, target.interface());
+  if (!hook.ok()) return hook.status();
+  active->hook = *hook;
+  if (!active->hook->ethernet()) {
+    return absl::FailedPreconditionError(
+        Cat("interface ", target.interface(), " in ", (*netns)->Describe(),
+            ": not an Ethernet interface; shaping faults support Ethernet-type "
+            "links (veth, physical NICs)"));
+  }
+  auto device = ShapedDevice::Acquire(*netns, target.interface(), features_);
+  if (!device.ok()) return device.status();
+  auto shaped_class = (*device)->AddClass(shaping);
+  if (!shaped_class.ok()) return shaped_class.status();
+  active->shaped_class = *std::move(shaped_class);
+  auto program = kernel::ClassifyProgram::LoadClassifier(spec, active->shaped_class->classid());
+  if (!program.ok()) return program.status();
+  active->program = *std::move(program);
+  auto filter = kernel::TcFilter::Attach(active->hook, kernel::Hook::kEgress, active->program->fd());
+  if (!filter.ok()) return filter.status();
+  active->filter = *std::move(filter);
+  return active;
+}
+
+}  // namespace faultline::faults
