@@ -292,3 +292,101 @@ int MillisecondsUntilUdpFlows(const Endpoint& from, const Endpoint& to, int limi
 }
 
 }  // namespace faultline::test
+
+namespace faultline::test {
+
+double TcpThroughput(const Endpoint& from, const Endpoint& to, double seconds) {
+  Address destination = Parse(to.address, kPort + 2);
+  std::promise<void> listening;
+  auto receiver = InNetns(to.netns, [&] {
+    int listener = BoundSocket(destination.family, SOCK_STREAM, 0, kPort + 2);
+    listen(listener, 1);
+    listening.set_value();
+    int fd = accept(listener, nullptr, nullptr);
+    close(listener);
+    std::vector<char> buffer(1 << 16);
+    uint64_t bytes = 0;
+    Clock::time_point first{};
+    Clock::time_point last{};
+    ssize_t n;
+    while ((n = recv(fd, buffer.data(), buffer.size(), 0)) > 0) {
+      if (bytes == 0) first = Clock::now();
+      bytes += static_cast<uint64_t>(n);
+      last = Clock::now();
+    }
+    close(fd);
+    double elapsed = std::chrono::duration<double>(last - first).count();
+    return elapsed > 0 ? static_cast<double>(bytes) * 8 / elapsed : 0.0;
+  });
+  listening.get_future().wait();
+  InNetns(from.netns, [&] {
+    int fd = SourceSocket(from, SOCK_STREAM, 0);
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&destination.storage), destination.length), 0)
+        << std::strerror(errno);
+    std::vector<char> buffer(1 << 16, 'x');
+    auto end = Clock::now() + std::chrono::duration<double>(seconds);
+    while (Clock::now() < end) {
+      if (send(fd, buffer.data(), buffer.size(), MSG_NOSIGNAL) < 0) break;
+    }
+    close(fd);
+    return 0;
+  }).get();
+  return receiver.get();
+}
+
+std::vector<double> EchoRoundTrips(const Endpoint& from, const Endpoint& to, int count, int interval_us) {
+  Address destination = Parse(to.address, 0);
+  const bool v6 = destination.family == AF_INET6;
+  const int protocol = v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP};
+  const uint16_t id = htons(static_cast<uint16_t>(std::random_device()()));
+  return InNetns(
+             from.netns,
+             [&] {
+               int fd = SourceSocket(from, SOCK_RAW, protocol);
+               std::vector<Clock::time_point> sent(static_cast<size_t>(count));
+               std::vector<double> round_trips;
+               auto receive = [&](int timeout_ms) {
+                 pollfd p{fd, POLLIN, 0};
+                 if (poll(&p, 1, timeout_ms) <= 0) return false;
+                 char reply[2048];
+                 ssize_t n = recv(fd, reply, sizeof(reply), 0);
+                 ssize_t offset = v6 ? 0 : (reply[0] & 0x0f) * 4;
+                 uint8_t echo_reply = static_cast<uint8_t>(v6 ? int{ICMP6_ECHO_REPLY} : int{ICMP_ECHOREPLY});
+                 uint16_t reply_id, seq;
+                 if (n < offset + 8 || static_cast<uint8_t>(reply[offset]) != echo_reply) return true;
+                 std::memcpy(&reply_id, reply + offset + 4, 2);
+                 std::memcpy(&seq, reply + offset + 6, 2);
+                 if (reply_id == id && ntohs(seq) < sent.size()) {
+                   round_trips.push_back(
+                       std::chrono::duration<double, std::micro>(Clock::now() - sent[ntohs(seq)]).count());
+                 }
+                 return true;
+               };
+               for (int i = 0; i < count; i++) {
+                 uint8_t packet[64] = {};
+                 packet[0] = static_cast<uint8_t>(v6 ? int{ICMP6_ECHO_REQUEST} : int{ICMP_ECHO});
+                 uint16_t seq = htons(static_cast<uint16_t>(i));
+                 std::memcpy(packet + 4, &id, 2);
+                 std::memcpy(packet + 6, &seq, 2);
+                 if (!v6) {
+                   uint16_t sum = Checksum(packet, sizeof(packet));
+                   std::memcpy(packet + 2, &sum, 2);
+                 }
+                 sent[static_cast<size_t>(i)] = Clock::now();
+                 sendto(fd, packet, sizeof(packet), 0, reinterpret_cast<sockaddr*>(&destination.storage),
+                        destination.length);
+                 // Read what has arrived while waiting for the next send.
+                 auto next = Clock::now() + std::chrono::microseconds(interval_us);
+                 while (Clock::now() < next) {
+                   if (!receive(0)) std::this_thread::sleep_for(std::chrono::microseconds(100));
+                 }
+               }
+               while (receive(1000)) {
+               }
+               close(fd);
+               return round_trips;
+             })
+      .get();
+}
+
+}  // namespace faultline::test

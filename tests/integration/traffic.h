@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace faultline::test {
 
@@ -26,6 +27,13 @@ Delivery SendIcmp(const Endpoint& from, const Endpoint& to, int count);
 // Connects first, runs `connected` (which injects the fault), then writes `count` small messages on
 // the established connection; `received` counts the messages `to` read.
 Delivery SendTcp(const Endpoint& from, const Endpoint& to, int count, const std::function<void()>& connected);
+
+// A bulk TCP transfer from `from` to `to` for `seconds`; the receiver's goodput in bits per second.
+double TcpThroughput(const Endpoint& from, const Endpoint& to, double seconds);
+
+// `count` ICMP echo round trips, one sent every `interval_us` (several in flight), each reply matched
+// to its request; the round-trip times in microseconds of those answered.
+std::vector<double> EchoRoundTrips(const Endpoint& from, const Endpoint& to, int count, int interval_us);
 
 // Sends one UDP datagram every 10 ms until one arrives or `limit_ms` passes; returns the milliseconds
 // until the first arrival, or -1.
