@@ -145,22 +145,35 @@ class MergedFault : public ActiveFault {
   int carrier_;
 };
 
+// Where faultline's redirect filters sit on clsact ingress: above the priorities the kernel picks
+// (49152 and down), so a partition's drop filter always sees a packet before it is redirected.
+constexpr uint32_t kRedirectPriority = 60000;
+
 class ActiveShaping : public ActiveFault {
  public:
+  // One direction of the fault: a class on a shaped device, and the program and filter feeding it.
+  struct Side {
+    std::unique_ptr<ShapedClass> shaped_class;
+    std::unique_ptr<kernel::ClassifyProgram> program;
+    std::unique_ptr<kernel::TcFilter> filter;  // destroyed first: no packet reaches a class being removed
+  };
+
   std::vector<std::string> KernelObjects() const override {
-    std::vector<std::string> objects = shaped_class->KernelObjects();
-    objects.push_back(filter->Describe() + " (classifier)");
+    std::vector<std::string> objects;
+    for (const Side& side : sides) {
+      for (auto& object : side.shaped_class->KernelObjects()) objects.push_back(std::move(object));
+      objects.push_back(side.filter->Describe());
+    }
     return objects;
   }
   void FillStatus(v1::AppliedFault& status) const override {
-    status.set_packets_matched(program->ReadStats().matched);
+    uint64_t matched = 0;
+    for (const Side& side : sides) matched += side.program->ReadStats().matched;
+    status.set_packets_matched(matched);
   }
 
-  // Destroyed in reverse: the filter stops sending packets to the class before the class goes.
-  std::shared_ptr<kernel::ClsactHook> hook;
-  std::unique_ptr<ShapedClass> shaped_class;
-  std::unique_ptr<kernel::ClassifyProgram> program;
-  std::unique_ptr<kernel::TcFilter> filter;
+  std::shared_ptr<kernel::ClsactHook> hook;  // destroyed last
+  std::vector<Side> sides;
 };
 
 }  // namespace
@@ -198,12 +211,6 @@ absl::StatusOr<std::unique_ptr<ActiveFault>> NetemDriver::Apply(const Fault& fau
         Cat(api::FaultKindName(fault), " needs ", list, ", which this kernel lacks (see faultctl caps)"));
   }
   const v1::Target& target = fault.target();
-  if (target.direction() == v1::DIRECTION_INGRESS || target.direction() == v1::DIRECTION_BOTH ||
-      target.direction() == v1::DIRECTION_UNSPECIFIED) {
-    return absl::UnimplementedError(
-        Cat(api::FaultKindName(fault), " is applied at egress only so far; set direction egress"));
-  }
-
   kernel::TargetSpec spec = TargetSpecOf(target, context.deadline_ns);
   auto netns = kernel::Netns::Open(TargetNetnsPath(target));
   if (!netns.ok()) return netns.status();
@@ -217,17 +224,34 @@ absl::StatusOr<std::unique_ptr<ActiveFault>> NetemDriver::Apply(const Fault& fau
             ": not an Ethernet interface; shaping faults support Ethernet-type "
             "links (veth, physical NICs)"));
   }
-  auto device = ShapedDevice::Acquire(*netns, target.interface(), features_);
-  if (!device.ok()) return device.status();
-  auto shaped_class = (*device)->AddClass(shaping);
-  if (!shaped_class.ok()) return shaped_class.status();
-  active->shaped_class = *std::move(shaped_class);
-  auto program = kernel::ClassifyProgram::LoadClassifier(spec, active->shaped_class->classid());
-  if (!program.ok()) return program.status();
-  active->program = *std::move(program);
-  auto filter = kernel::TcFilter::Attach(active->hook, kernel::Hook::kEgress, active->program->fd());
-  if (!filter.ok()) return filter.status();
-  active->filter = *std::move(filter);
+  for (kernel::Hook side : {kernel::Hook::kEgress, kernel::Hook::kIngress}) {
+    bool wanted = side == kernel::Hook::kEgress ? target.direction() != v1::DIRECTION_INGRESS
+                                                : target.direction() != v1::DIRECTION_EGRESS;
+    if (!wanted) continue;
+    if (side == kernel::Hook::kIngress && !features_.Has("ifb")) {
+      return absl::FailedPreconditionError(Cat(
+          api::FaultKindName(fault), " at ingress needs ifb, which this kernel lacks (see faultctl caps)"));
+    }
+    auto device = side == kernel::Hook::kEgress
+                      ? ShapedDevice::Acquire(*netns, target.interface(), features_)
+                      : ShapedDevice::AcquireIngress(*netns, target.interface(), features_);
+    if (!device.ok()) return device.status();
+    ActiveShaping::Side& applied = active->sides.emplace_back();
+    auto shaped_class = (*device)->AddClass(shaping);
+    if (!shaped_class.ok()) return shaped_class.status();
+    applied.shaped_class = *std::move(shaped_class);
+    uint32_t classid = applied.shaped_class->classid();
+    auto program = side == kernel::Hook::kEgress
+                       ? kernel::ClassifyProgram::LoadClassifier(spec, classid)
+                       : kernel::ClassifyProgram::LoadRedirect(spec, (*device)->ifb_ifindex(), classid);
+    if (!program.ok()) return program.status();
+    applied.program = *std::move(program);
+    auto filter =
+        kernel::TcFilter::Attach(active->hook, side, applied.program->fd(),
+                                 side == kernel::Hook::kIngress ? kRedirectPriority + (classid & 0xffff) : 0);
+    if (!filter.ok()) return filter.status();
+    applied.filter = *std::move(filter);
+  }
   return active;
 }
 

@@ -24,7 +24,8 @@ uint32_t Handle(uint32_t major, uint32_t minor = 0) { return (major << 16) | min
 
 // One ShapedDevice per (namespace, device) at a time.
 using DeviceKey = std::tuple<dev_t, ino_t, std::string>;
-std::mutex devices_mutex;
+// Recursive: a device that fails half-built is destroyed while Acquire holds the lock.
+std::recursive_mutex devices_mutex;
 std::map<DeviceKey, std::weak_ptr<ShapedDevice>> devices;
 
 }  // namespace
@@ -35,10 +36,33 @@ absl::StatusOr<std::shared_ptr<ShapedDevice>> ShapedDevice::Acquire(std::shared_
   std::lock_guard lock(devices_mutex);
   DeviceKey key{netns->device(), netns->inode(), device};
   if (auto existing = devices[key].lock()) return existing;
+  auto shaped = Create(std::move(netns), device, features, nullptr);
+  if (shaped.ok()) devices[key] = *shaped;
+  return shaped;
+}
 
+absl::StatusOr<std::shared_ptr<ShapedDevice>> ShapedDevice::AcquireIngress(
+    std::shared_ptr<kernel::Netns> netns, const std::string& interface,
+    const kernel::KernelFeatures& features) {
+  std::lock_guard lock(devices_mutex);
+  DeviceKey key{netns->device(), netns->inode(), "ingress of " + interface};
+  if (auto existing = devices[key].lock()) return existing;
+  auto ifb = kernel::IfbDevice::Create(netns, ("ifb-" + interface).substr(0, 15));
+  if (!ifb.ok()) return ifb.status();
+  std::string name = (*ifb)->name();
+  auto shaped = Create(std::move(netns), name, features, *std::move(ifb));
+  if (shaped.ok()) devices[key] = *shaped;
+  return shaped;
+}
+
+absl::StatusOr<std::shared_ptr<ShapedDevice>> ShapedDevice::Create(std::shared_ptr<kernel::Netns> netns,
+                                                                   const std::string& device,
+                                                                   const kernel::KernelFeatures& features,
+                                                                   std::unique_ptr<kernel::IfbDevice> ifb) {
   auto original = kernel::RootQdisc::Take(netns, device);
   if (!original.ok()) return original.status();
-  auto shaped = std::shared_ptr<ShapedDevice>(new ShapedDevice(netns, device, *std::move(original)));
+  auto shaped =
+      std::shared_ptr<ShapedDevice>(new ShapedDevice(std::move(ifb), netns, device, *std::move(original)));
   // faultline's root must not reuse the handle of the root it replaces (RootQdisc::Restore).
   uint32_t major = (shaped->original_.handle() >> 16) == 0xfa17 ? 0xfa18 : 0xfa17;
   shaped->handle_ = Handle(major);
@@ -61,14 +85,12 @@ absl::StatusOr<std::shared_ptr<ShapedDevice>> ShapedDevice::Acquire(std::shared_
       .With("netns", netns->Describe())
       .With("root", shaped->root_->Describe())
       .With("replaced", shaped->original_.Describe());
-  devices[key] = shaped;
   return shaped;
 }
 
 ShapedDevice::~ShapedDevice() {
   std::lock_guard lock(devices_mutex);
-  auto it = devices.find(DeviceKey{netns_->device(), netns_->inode(), device_});
-  if (it != devices.end() && it->second.expired()) devices.erase(it);
+  std::erase_if(devices, [](const auto& entry) { return entry.second.expired(); });
   default_class_.reset();
   root_.reset();
   if (absl::Status restored = original_.Restore(); !restored.ok()) {
@@ -118,7 +140,9 @@ void ShapedDevice::Release(uint32_t minor) {
 }
 
 std::vector<std::string> ShapedDevice::KernelObjects() const {
-  std::vector<std::string> objects = {Cat(root_->Describe(), " (replacing ", original_.Describe(), ")")};
+  std::vector<std::string> objects;
+  if (ifb_) objects.push_back(ifb_->Describe());
+  objects.push_back(Cat(root_->Describe(), " (replacing ", original_.Describe(), ")"));
   if (default_class_) objects.push_back(default_class_->Describe() + " (unshaped default)");
   return objects;
 }

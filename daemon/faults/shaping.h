@@ -34,20 +34,38 @@ class ShapedDevice : public std::enable_shared_from_this<ShapedDevice> {
   static absl::StatusOr<std::shared_ptr<ShapedDevice>> Acquire(std::shared_ptr<kernel::Netns> netns,
                                                                const std::string& device,
                                                                const kernel::KernelFeatures& features);
+  // The ingress side of `interface`: an ifb device named after it ("ifb-" and the interface's name,
+  // cut to 15 bytes), created with the first ingress fault and deleted with the last, shaped like
+  // an egress device. A redirect program on the interface's clsact ingress feeds it.
+  static absl::StatusOr<std::shared_ptr<ShapedDevice>> AcquireIngress(std::shared_ptr<kernel::Netns> netns,
+                                                                      const std::string& interface,
+                                                                      const kernel::KernelFeatures& features);
   ~ShapedDevice();
   ShapedDevice(const ShapedDevice&) = delete;
   ShapedDevice& operator=(const ShapedDevice&) = delete;
 
   absl::StatusOr<std::unique_ptr<ShapedClass>> AddClass(const Shaping& shaping);
   const std::string& device() const { return device_; }
+  // The ifb device's index, for an ingress device; 0 otherwise.
+  int ifb_ifindex() const { return ifb_ ? ifb_->ifindex() : 0; }
   std::vector<std::string> KernelObjects() const;
 
  private:
-  ShapedDevice(std::shared_ptr<kernel::Netns> netns, std::string device, kernel::RootQdisc original)
-      : netns_(std::move(netns)), device_(std::move(device)), original_(std::move(original)) {}
+  ShapedDevice(std::unique_ptr<kernel::IfbDevice> ifb, std::shared_ptr<kernel::Netns> netns,
+               std::string device, kernel::RootQdisc original)
+      : ifb_(std::move(ifb)),
+        netns_(std::move(netns)),
+        device_(std::move(device)),
+        original_(std::move(original)) {}
   friend class ShapedClass;
   void Release(uint32_t minor);
 
+  static absl::StatusOr<std::shared_ptr<ShapedDevice>> Create(std::shared_ptr<kernel::Netns> netns,
+                                                              const std::string& device,
+                                                              const kernel::KernelFeatures& features,
+                                                              std::unique_ptr<kernel::IfbDevice> ifb);
+
+  std::unique_ptr<kernel::IfbDevice> ifb_;  // ingress only; deleted last, after its root is gone
   std::shared_ptr<kernel::Netns> netns_;
   std::string device_;
   kernel::RootQdisc original_;

@@ -49,7 +49,7 @@ std::string DescribeKernelError(int error, std::string_view kernel_message) {
              " (", name ? std::string(name) : Cat("errno ", error), ")");
 }
 
-absl::Status StatusFromErrno(int error, std::string message) {
+absl::Status StatusFromErrno(int error, const std::string& message) {
   switch (error) {
     case EEXIST:
       return absl::AlreadyExistsError(message);
@@ -228,11 +228,14 @@ absl::StatusOr<Session> EnterNetns(const Netns& netns, const std::string& contex
   return session;
 }
 
-absl::StatusOr<Session> OpenSession(const Netns& netns, const std::string& interface) {
+// The interface by name, or by `ifindex` when it is not 0: what faultline made is changed and undone on
+// the device it was made on, not on one renamed or re-created under its name since.
+absl::StatusOr<Session> OpenSession(const Netns& netns, const std::string& interface, int ifindex = 0) {
   auto session = EnterNetns(netns, Where(interface, netns));
   if (!session.ok()) return session.status();
+  session->ifindex = ifindex;
   // if_nametoindex asks through a socket it opens, so in the namespace the thread is in now.
-  session->ifindex = static_cast<int>(if_nametoindex(interface.c_str()));
+  if (ifindex == 0) session->ifindex = static_cast<int>(if_nametoindex(interface.c_str()));
   if (session->ifindex == 0) {
     return absl::NotFoundError(Cat("interface ", interface, ": no such device in ", netns.Describe()));
   }
@@ -297,9 +300,9 @@ absl::Status OutOfMemory(const std::string& where, const std::string& what) {
 // Deletes a qdisc faultline added. TCA_KIND makes the kernel refuse to delete another kind that took
 // the place (tc_get_qdisc: "Invalid qdisc name"). Answers meaning "not there any more" are fine:
 // a parent deleted first takes its children along.
-void DeleteQdisc(const Netns& netns, const std::string& interface, const std::string& kind, uint32_t parent,
-                 uint32_t handle, const std::string& description) {
-  auto session = OpenSession(netns, interface);
+void DeleteQdisc(const Netns& netns, const std::string& interface, int ifindex, const std::string& kind,
+                 uint32_t parent, uint32_t handle, const std::string& description) {
+  auto session = OpenSession(netns, interface, ifindex);
   if (!session.ok()) {
     log::Info("kernel.qdisc_gone").With("qdisc", description).With("reason", session.status().ToString());
     return;
@@ -419,10 +422,11 @@ int AddFlags(uint32_t parent) {
 // Builds the request once the interface's index is known; nullptr when it did not fit.
 using BuildMessage = std::function<absl::StatusOr<Message>(int ifindex)>;
 
-// Enters the namespace and asks for one object to be made: "<where>: cannot <what>: <why>".
-absl::Status RequestIn(const Netns& netns, const std::string& interface, const std::string& what,
-                       const BuildMessage& build) {
-  auto session = OpenSession(netns, interface);
+// Enters the namespace and asks for one change on the interface (found by name when `ifindex` is 0):
+// "<where>: cannot <what>: <why>". Returns the interface's index.
+absl::StatusOr<int> RequestIn(const Netns& netns, const std::string& interface, int ifindex,
+                              const std::string& what, const BuildMessage& build) {
+  auto session = OpenSession(netns, interface, ifindex);
   if (!session.ok()) return session.status();
   std::string where = Where(interface, netns);
   auto msg = build(session->ifindex);
@@ -430,7 +434,8 @@ absl::Status RequestIn(const Netns& netns, const std::string& interface, const s
     return absl::Status(msg.status().code(), Cat(where, ": cannot ", what, ": ", msg.status().message()));
   }
   if (*msg == nullptr) return OutOfMemory(where, what);
-  return Ask(*session->socket, *std::move(msg), where, what);
+  if (auto status = Ask(*session->socket, *std::move(msg), where, what); !status.ok()) return status;
+  return session->ifindex;
 }
 
 std::string AddWhat(std::string_view kind, uint32_t parent, uint32_t handle) {
@@ -564,15 +569,15 @@ absl::StatusOr<std::unique_ptr<Qdisc>> Qdisc::AddNetem(std::shared_ptr<Netns> ne
   if (auto status = CheckQdiscHandle(handle); !status.ok()) return status;
   if (auto status = ValidateNetemParams(params); !status.ok()) return status;
   std::vector<int16_t> table = NetemDistributionTable(params.distribution);
-  auto status = RequestIn(*netns, interface, AddWhat("netem", parent, handle), [&](int ifindex) {
-    Message msg = TcMessage(RTM_NEWQDISC, AddFlags(parent), ifindex, parent, handle, "netem",
+  auto ifindex = RequestIn(*netns, interface, 0, AddWhat("netem", parent, handle), [&](int index) {
+    Message msg = TcMessage(RTM_NEWQDISC, AddFlags(parent), index, parent, handle, "netem",
                             1024 + table.size() * sizeof(int16_t));
     if (msg != nullptr && !PutNetemOptions(msg.get(), params, table)) msg.reset();
     return absl::StatusOr<Message>(std::move(msg));
   });
-  if (!status.ok()) return status;
+  if (!ifindex.ok()) return ifindex.status();
   auto qdisc = std::unique_ptr<Qdisc>(
-      new Qdisc(std::move(netns), interface, "netem", parent, handle, params.distribution));
+      new Qdisc(std::move(netns), interface, *ifindex, "netem", parent, handle, params.distribution));
   log::Info("kernel.qdisc_added").With("qdisc", qdisc->Describe());
   return qdisc;
 }
@@ -594,14 +599,14 @@ absl::StatusOr<std::unique_ptr<Qdisc>> Qdisc::AddTbf(std::shared_ptr<Netns> netn
                                           params.rate_bytes_per_second,
                                           " bytes/s lasts more than tbf's 274 s bucket"));
   }
-  auto status = RequestIn(*netns, interface, AddWhat("tbf", parent, handle), [&](int ifindex) {
-    Message msg = TcMessage(RTM_NEWQDISC, AddFlags(parent), ifindex, parent, handle, "tbf");
+  auto ifindex = RequestIn(*netns, interface, 0, AddWhat("tbf", parent, handle), [&](int index) {
+    Message msg = TcMessage(RTM_NEWQDISC, AddFlags(parent), index, parent, handle, "tbf");
     if (msg != nullptr && !PutTbfOptions(msg.get(), params)) msg.reset();
     return absl::StatusOr<Message>(std::move(msg));
   });
-  if (!status.ok()) return status;
+  if (!ifindex.ok()) return ifindex.status();
   auto qdisc = std::unique_ptr<Qdisc>(
-      new Qdisc(std::move(netns), interface, "tbf", parent, handle, DelayDistribution::kUniform));
+      new Qdisc(std::move(netns), interface, *ifindex, "tbf", parent, handle, DelayDistribution::kUniform));
   log::Info("kernel.qdisc_added").With("qdisc", qdisc->Describe());
   return qdisc;
 }
@@ -614,19 +619,19 @@ absl::StatusOr<std::unique_ptr<Qdisc>> Qdisc::AddHtbRoot(std::shared_ptr<Netns> 
     return absl::InvalidArgumentError(
         Cat("htb: default class minor ", default_class_minor, " is above ffff"));
   }
-  auto status = RequestIn(*netns, interface, AddWhat("htb", TC_H_ROOT, handle),
-                          [&](int ifindex) -> absl::StatusOr<Message> {
-                            auto qdisc = NewRtnlQdisc(ifindex, TC_H_ROOT, handle, "htb");
-                            if (!qdisc.ok()) return qdisc.status();
-                            // The default class as a minor, as tc sends it: htb looks it up under its own
-                            // major (htb_classify).
-                            rtnl_htb_set_defcls(qdisc->get(), default_class_minor);
-                            rtnl_htb_set_rate2quantum(qdisc->get(), 10);  // tc's default r2q
-                            return QdiscAddRequest(qdisc->get(), AddFlags(TC_H_ROOT));
-                          });
-  if (!status.ok()) return status;
-  auto qdisc = std::unique_ptr<Qdisc>(
-      new Qdisc(std::move(netns), interface, "htb", TC_H_ROOT, handle, DelayDistribution::kUniform));
+  auto ifindex = RequestIn(*netns, interface, 0, AddWhat("htb", TC_H_ROOT, handle),
+                           [&](int index) -> absl::StatusOr<Message> {
+                             auto qdisc = NewRtnlQdisc(index, TC_H_ROOT, handle, "htb");
+                             if (!qdisc.ok()) return qdisc.status();
+                             // The default class as a minor, as tc sends it: htb looks it up under its own
+                             // major (htb_classify).
+                             rtnl_htb_set_defcls(qdisc->get(), default_class_minor);
+                             rtnl_htb_set_rate2quantum(qdisc->get(), 10);  // tc's default r2q
+                             return QdiscAddRequest(qdisc->get(), AddFlags(TC_H_ROOT));
+                           });
+  if (!ifindex.ok()) return ifindex.status();
+  auto qdisc = std::unique_ptr<Qdisc>(new Qdisc(std::move(netns), interface, *ifindex, "htb", TC_H_ROOT,
+                                                handle, DelayDistribution::kUniform));
   log::Info("kernel.qdisc_added").With("qdisc", qdisc->Describe());
   return qdisc;
 }
@@ -640,9 +645,9 @@ absl::StatusOr<std::unique_ptr<Qdisc>> Qdisc::AddPrioRoot(std::shared_ptr<Netns>
     return absl::InvalidArgumentError(
         Cat("prio: ", bands, " bands; prio has ", TCQ_MIN_PRIO_BANDS, " to ", TCQ_PRIO_BANDS));
   }
-  auto status = RequestIn(
-      *netns, interface, AddWhat("prio", TC_H_ROOT, handle), [&](int ifindex) -> absl::StatusOr<Message> {
-        auto qdisc = NewRtnlQdisc(ifindex, TC_H_ROOT, handle, "prio");
+  auto ifindex = RequestIn(
+      *netns, interface, 0, AddWhat("prio", TC_H_ROOT, handle), [&](int index) -> absl::StatusOr<Message> {
+        auto qdisc = NewRtnlQdisc(index, TC_H_ROOT, handle, "prio");
         if (!qdisc.ok()) return qdisc.status();
         rtnl_qdisc_prio_set_bands(qdisc->get(), bands);
         // Every priority to band index 0, class handle:1 (prio_classify falls back on the priomap for
@@ -653,9 +658,9 @@ absl::StatusOr<std::unique_ptr<Qdisc>> Qdisc::AddPrioRoot(std::shared_ptr<Netns>
         }
         return QdiscAddRequest(qdisc->get(), AddFlags(TC_H_ROOT));
       });
-  if (!status.ok()) return status;
-  auto qdisc = std::unique_ptr<Qdisc>(
-      new Qdisc(std::move(netns), interface, "prio", TC_H_ROOT, handle, DelayDistribution::kUniform));
+  if (!ifindex.ok()) return ifindex.status();
+  auto qdisc = std::unique_ptr<Qdisc>(new Qdisc(std::move(netns), interface, *ifindex, "prio", TC_H_ROOT,
+                                                handle, DelayDistribution::kUniform));
   log::Info("kernel.qdisc_added").With("qdisc", qdisc->Describe());
   return qdisc;
 }
@@ -672,22 +677,22 @@ absl::Status Qdisc::ChangeNetem(const NetemParams& params) {
             " delay table when changed in place; add a new netem qdisc for uniform jitter"));
   }
   std::vector<int16_t> table = NetemDistributionTable(params.distribution);
-  auto status =
-      RequestIn(*netns_, interface_, Cat("change netem qdisc ", FormatTcHandle(handle_)), [&](int ifindex) {
-        // Neither NLM_F_CREATE nor NLM_F_REPLACE: the kernel changes the qdisc at (parent, handle) and
-        // refuses when there is none (tc_modify_qdisc).
-        Message msg = TcMessage(RTM_NEWQDISC, 0, ifindex, parent_, handle_, "netem",
-                                1024 + table.size() * sizeof(int16_t));
-        if (msg != nullptr && !PutNetemOptions(msg.get(), params, table)) msg.reset();
-        return absl::StatusOr<Message>(std::move(msg));
-      });
-  if (!status.ok()) return status;
+  auto changed = RequestIn(*netns_, interface_, ifindex_, Cat("change netem qdisc ", FormatTcHandle(handle_)),
+                           [&](int index) {
+                             // Neither NLM_F_CREATE nor NLM_F_REPLACE: the kernel changes the qdisc at
+                             // (parent, handle) and refuses when there is none (tc_modify_qdisc).
+                             Message msg = TcMessage(RTM_NEWQDISC, 0, index, parent_, handle_, "netem",
+                                                     1024 + table.size() * sizeof(int16_t));
+                             if (msg != nullptr && !PutNetemOptions(msg.get(), params, table)) msg.reset();
+                             return absl::StatusOr<Message>(std::move(msg));
+                           });
+  if (!changed.ok()) return changed.status();
   distribution_ = params.distribution;
   log::Info("kernel.qdisc_changed").With("qdisc", Describe());
   return absl::OkStatus();
 }
 
-Qdisc::~Qdisc() { DeleteQdisc(*netns_, interface_, kind_, parent_, handle_, Describe()); }
+Qdisc::~Qdisc() { DeleteQdisc(*netns_, interface_, ifindex_, kind_, parent_, handle_, Describe()); }
 
 std::string Qdisc::Describe() const {
   return Cat(kind_, " ", FormatTcHandle(handle_),
@@ -716,14 +721,14 @@ absl::StatusOr<std::unique_ptr<HtbClass>> HtbClass::Add(std::shared_ptr<Netns> n
                                           " bytes/s (rate must be set, ceil at least rate)"));
   }
   std::string what = Cat("add htb class ", FormatTcHandle(classid), " ", Placement(parent));
-  auto status = RequestIn(*netns, interface, what, [&](int ifindex) -> absl::StatusOr<Message> {
+  auto ifindex = RequestIn(*netns, interface, 0, what, [&](int index) -> absl::StatusOr<Message> {
     std::unique_ptr<rtnl_class, decltype(&rtnl_class_put)> cls(rtnl_class_alloc(), &rtnl_class_put);
     if (cls == nullptr) return absl::ResourceExhaustedError("libnl: out of memory");
     rtnl_tc* tc = TC_CAST(cls.get());
     if (int err = rtnl_tc_set_kind(tc, "htb"); err < 0) {
       return absl::InternalError(Cat("libnl: ", nl_geterror(err)));
     }
-    rtnl_tc_set_ifindex(tc, ifindex);
+    rtnl_tc_set_ifindex(tc, index);
     rtnl_tc_set_parent(tc, parent);
     rtnl_tc_set_handle(tc, classid);
     // libnl puts rates from 4 GiB/s in TCA_HTB_RATE64/CEIL64 with the 32-bit fields saturated,
@@ -736,15 +741,16 @@ absl::StatusOr<std::unique_ptr<HtbClass>> HtbClass::Add(std::shared_ptr<Netns> n
     }
     return Message(msg);
   });
-  if (!status.ok()) return status;
-  auto added = std::unique_ptr<HtbClass>(new HtbClass(std::move(netns), interface, parent, classid));
+  if (!ifindex.ok()) return ifindex.status();
+  auto added =
+      std::unique_ptr<HtbClass>(new HtbClass(std::move(netns), interface, *ifindex, parent, classid));
   log::Info("kernel.class_added").With("class", added->Describe());
   return added;
 }
 
 HtbClass::~HtbClass() {
   std::string description = Describe();
-  auto session = OpenSession(*netns_, interface_);
+  auto session = OpenSession(*netns_, interface_, ifindex_);
   if (!session.ok()) {
     log::Info("kernel.class_gone").With("class", description).With("reason", session.status().ToString());
     return;
@@ -858,7 +864,7 @@ absl::StatusOr<std::vector<uint8_t>> HtbQdiscOptions(const std::vector<uint8_t>&
       found = true;
     }
   }
-  if (!found) return absl::FailedPreconditionError("the kernel reported no htb parameters (TCA_HTB_INIT)");
+  if (!found) return absl::FailedPreconditionError("came without its parameters (TCA_HTB_INIT)");
   return options;
 }
 
@@ -866,7 +872,7 @@ absl::StatusOr<std::vector<uint8_t>> HtbQdiscOptions(const std::vector<uint8_t>&
 // tables: with a jitter, which table it draws from cannot be known, so it could not be put back.
 absl::StatusOr<std::vector<uint8_t>> NetemOptions(const std::vector<uint8_t>& dumped) {
   if (dumped.size() < sizeof(tc_netem_qopt)) {
-    return absl::FailedPreconditionError("the kernel reported no netem parameters");
+    return absl::FailedPreconditionError("came without its parameters");
   }
   tc_netem_qopt qopt;
   std::memcpy(&qopt, dumped.data(), sizeof(qopt));
@@ -889,8 +895,7 @@ absl::StatusOr<std::vector<uint8_t>> NetemOptions(const std::vector<uint8_t>& du
   }
   if (jitter != 0 || slot_jitter != 0) {
     return absl::FailedPreconditionError(
-        "its jitter is drawn from a distribution table the kernel never reports back, so the same netem "
-        "could not be made again");
+        "has a jitter drawn from a delay distribution table, which the kernel never reports back");
   }
   return dumped;
 }
@@ -917,24 +922,25 @@ const RestorableKind* FindRestorable(std::string_view kind) {
   return nullptr;
 }
 
-std::string DescribeDumped(const Dumped& dumped, bool is_class) {
-  return Cat(dumped.kind, is_class ? " class " : " ", FormatTcHandle(dumped.handle));
+// "the root netem 7:", "pfifo 20: under 1:20", "htb class 1:10": the subject of a reason.
+std::string Subject(const Dumped& dumped, bool is_class) {
+  if (is_class) return Cat(dumped.kind, " class ", FormatTcHandle(dumped.handle));
+  if (dumped.parent == TC_H_ROOT) return Cat("the root ", dumped.kind, " ", FormatTcHandle(dumped.handle));
+  return Cat(dumped.kind, " ", FormatTcHandle(dumped.handle), " under ", FormatTcHandle(dumped.parent));
 }
 
 // Why one qdisc or class could not be re-created exactly, or nothing.
 std::optional<std::string> CannotRestore(const Dumped& dumped, bool is_class) {
-  std::string name = DescribeDumped(dumped, is_class);
+  std::string subject = Subject(dumped, is_class);
   const RestorableKind* restorable = FindRestorable(dumped.kind);
-  if (restorable == nullptr) {
-    return Cat(name, ": faultline does not know how to re-create a ", dumped.kind, " qdisc");
-  }
-  if (dumped.has_stab) return Cat(name, ": it has a size table, which the kernel reports without its data");
+  if (restorable == nullptr) return Cat(subject, " is of a kind faultline does not re-create");
+  if (dumped.has_stab) return Cat(subject, " has a size table, which the kernel reports without its data");
   if (dumped.has_rate_estimator) {
-    return Cat(name, ": it has a rate estimator, whose interval the kernel does not report");
+    return Cat(subject, " has a rate estimator, whose interval the kernel does not report");
   }
   if (!is_class) {
     if (auto options = restorable->options(dumped.options); !options.ok()) {
-      return Cat(name, ": ", options.status().message());
+      return Cat(subject, " ", options.status().message());
     }
   }
   return std::nullopt;
@@ -985,7 +991,7 @@ absl::StatusOr<RootQdisc> RootQdisc::Take(std::shared_ptr<Netns> netns, const st
     std::string joined;
     for (const std::string& reason : reasons) joined += Cat(joined.empty() ? "" : "; ", reason);
     return absl::FailedPreconditionError(
-        Cat(where, ": faultline could not put its root qdisc back exactly, so it leaves it alone: ", joined));
+        Cat(where, ": faultline could not put the root qdisc back exactly, so it changes nothing: ", joined));
   };
 
   if (root->handle == 0) {
@@ -993,8 +999,8 @@ absl::StatusOr<RootQdisc> RootQdisc::Take(std::shared_ptr<Netns> netns, const st
     // per-queue qdiscs), nor filters on it (fq_codel takes some).
     for (const Dumped& qdisc : under_root) {
       if (qdisc.handle != 0) {
-        reasons.push_back(Cat(DescribeDumped(qdisc, false), " under the default ", root->kind,
-                              ": deleting faultline's root brings back the default alone"));
+        reasons.push_back(Cat(Subject(qdisc, false), " was added under the default ", root->kind,
+                              " root; deleting faultline's root brings back the default alone"));
       }
     }
     auto filters = FiltersOn(socket, session->ifindex, 0);
@@ -1003,7 +1009,7 @@ absl::StatusOr<RootQdisc> RootQdisc::Take(std::shared_ptr<Netns> netns, const st
                           Cat(where, ": cannot list filters: ", filters.status().message()));
     }
     for (const std::string& filter : *filters) {
-      reasons.push_back(Cat(filter, ": faultline does not re-create filters"));
+      reasons.push_back(Cat("the ", filter, " would be lost, as faultline does not re-create filters"));
     }
     if (!reasons.empty()) return refuse();
     log::Info("kernel.root_taken")
@@ -1011,7 +1017,7 @@ absl::StatusOr<RootQdisc> RootQdisc::Take(std::shared_ptr<Netns> netns, const st
         .With("netns", netns->Describe())
         .With("root", root->kind)
         .With("default", true);
-    return RootQdisc(std::move(netns), interface, root->kind, 0, {});
+    return RootQdisc(std::move(netns), interface, session->ifindex, root->kind, 0, {});
   }
 
   // Classes of the tree's qdiscs; the kernel also lists the classes that come with a qdisc.
@@ -1053,7 +1059,7 @@ absl::StatusOr<RootQdisc> RootQdisc::Take(std::shared_ptr<Netns> netns, const st
                           Cat(where, ": cannot list filters: ", filters.status().message()));
     }
     for (const std::string& filter : *filters) {
-      reasons.push_back(Cat(filter, ": faultline does not re-create filters"));
+      reasons.push_back(Cat("the ", filter, " would be lost, as faultline does not re-create filters"));
     }
   }
   if (!reasons.empty()) return refuse();
@@ -1095,9 +1101,8 @@ absl::StatusOr<RootQdisc> RootQdisc::Take(std::shared_ptr<Netns> netns, const st
     });
     if (!progress) {
       const Dumped* stuck = pending_qdiscs.empty() ? pending_classes.front() : pending_qdiscs.front();
-      reasons.push_back(Cat(DescribeDumped(*stuck, pending_qdiscs.empty()), " under ",
-                            FormatTcHandle(stuck->parent),
-                            ": its parent is not in the tree the kernel reported"));
+      reasons.push_back(Cat("the parent of ", Subject(*stuck, pending_qdiscs.empty()),
+                            " is not in the tree the kernel reported"));
       return refuse();
     }
   }
@@ -1106,12 +1111,13 @@ absl::StatusOr<RootQdisc> RootQdisc::Take(std::shared_ptr<Netns> netns, const st
       .With("netns", netns->Describe())
       .With("root", Cat(root->kind, " ", FormatTcHandle(root->handle)))
       .With("objects", objects.size());
-  return RootQdisc(std::move(netns), interface, root->kind, root->handle, std::move(objects));
+  return RootQdisc(std::move(netns), interface, session->ifindex, root->kind, root->handle,
+                   std::move(objects));
 }
 
 absl::Status RootQdisc::Restore() const {
   std::string where = Where(interface_, *netns_);
-  auto session = OpenSession(*netns_, interface_);
+  auto session = OpenSession(*netns_, interface_, ifindex_);
   if (!session.ok()) return session.status();
   RouteSocket& socket = *session->socket;
   int ifindex = session->ifindex;

@@ -110,16 +110,18 @@ class Qdisc {
   std::string Describe() const;
 
  private:
-  Qdisc(std::shared_ptr<Netns> netns, std::string interface, std::string kind, uint32_t parent,
+  Qdisc(std::shared_ptr<Netns> netns, std::string interface, int ifindex, std::string kind, uint32_t parent,
         uint32_t handle, DelayDistribution distribution)
       : netns_(std::move(netns)),
         interface_(std::move(interface)),
+        ifindex_(ifindex),
         kind_(std::move(kind)),
         parent_(parent),
         handle_(handle),
         distribution_(distribution) {}
   std::shared_ptr<Netns> netns_;
   std::string interface_;
+  int ifindex_;  // changed and deleted there, even if the device is renamed
   std::string kind_;
   uint32_t parent_;
   uint32_t handle_;
@@ -142,10 +144,16 @@ class HtbClass {
   std::string Describe() const;
 
  private:
-  HtbClass(std::shared_ptr<Netns> netns, std::string interface, uint32_t parent, uint32_t classid)
-      : netns_(std::move(netns)), interface_(std::move(interface)), parent_(parent), classid_(classid) {}
+  HtbClass(std::shared_ptr<Netns> netns, std::string interface, int ifindex, uint32_t parent,
+           uint32_t classid)
+      : netns_(std::move(netns)),
+        interface_(std::move(interface)),
+        ifindex_(ifindex),
+        parent_(parent),
+        classid_(classid) {}
   std::shared_ptr<Netns> netns_;
   std::string interface_;
+  int ifindex_;
   uint32_t parent_;
   uint32_t classid_;
 };
@@ -185,15 +193,17 @@ class RootQdisc {
   };
 
  private:
-  RootQdisc(std::shared_ptr<Netns> netns, std::string interface, std::string root_kind, uint32_t root_handle,
-            std::vector<TcObject> objects)
+  RootQdisc(std::shared_ptr<Netns> netns, std::string interface, int ifindex, std::string root_kind,
+            uint32_t root_handle, std::vector<TcObject> objects)
       : netns_(std::move(netns)),
         interface_(std::move(interface)),
+        ifindex_(ifindex),
         root_kind_(std::move(root_kind)),
         root_handle_(root_handle),
         objects_(std::move(objects)) {}
   std::shared_ptr<Netns> netns_;
   std::string interface_;
+  int ifindex_;  // put back on that device, not on one re-created under its name
   std::string root_kind_;
   uint32_t root_handle_;
   std::vector<TcObject> objects_;  // in creation order: root first, parents before children

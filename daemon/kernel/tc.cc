@@ -135,13 +135,14 @@ ClsactHook::~ClsactHook() {
 }
 
 absl::StatusOr<std::unique_ptr<TcFilter>> TcFilter::Attach(std::shared_ptr<ClsactHook> hook, Hook direction,
-                                                           int program_fd) {
+                                                           int program_fd, uint32_t priority) {
   auto scope = NetnsScope::Enter(hook->netns());
   if (!scope.ok()) return scope.status();
   bpf_tc_hook tc_hook = MakeHook(hook->ifindex(), AttachPoint(direction));
   bpf_tc_opts opts{};
   opts.sz = sizeof(opts);
   opts.prog_fd = program_fd;
+  opts.priority = priority;
   // handle and priority 0: the kernel picks a free priority, so faults never replace each other's filters.
   int err = bpf_tc_attach(&tc_hook, &opts);
   if (err != 0) {

@@ -47,8 +47,10 @@ class ClsactHook {
 // A direct-action cls_bpf filter running one BPF program on a clsact hook; detached when destroyed.
 class TcFilter {
  public:
+  // `priority` 0 lets the kernel pick a free one (49152, then lower: newer filters run first); a
+  // filter that must run after every such one (a redirect) asks for a higher number.
   static absl::StatusOr<std::unique_ptr<TcFilter>> Attach(std::shared_ptr<ClsactHook> hook, Hook direction,
-                                                          int program_fd);
+                                                          int program_fd, uint32_t priority = 0);
   ~TcFilter();
   TcFilter(const TcFilter&) = delete;
   TcFilter& operator=(const TcFilter&) = delete;

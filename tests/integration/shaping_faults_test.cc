@@ -104,6 +104,25 @@ TEST_F(ShapingFaultsTest, BandwidthLimitsOnlyTheTargetedPeer) {
   EXPECT_GT(other, 100e6) << "an unlisted peer was slowed to " << other / 1e6 << " Mbit/s";
 }
 
+TEST_F(ShapingFaultsTest, IngressBandwidthGoesThroughAnIfbAndLimitsOnlyThatDirection) {
+  if (!Lacks("ifb").empty()) GTEST_SKIP() << Lacks("ifb");
+  if (!Lacks("htb").empty() && !Lacks("prio").empty()) GTEST_SKIP() << Lacks("htb");
+  v1::Experiment experiment = NewExperiment("ingress-bandwidth");
+  v1::Fault* fault = AddFault(experiment, "198.18.0.2/32");
+  fault->mutable_target()->set_direction(v1::DIRECTION_INGRESS);
+  fault->mutable_bandwidth()->set_rate_bits_per_second(10'000'000);
+  grpc::Status status = Inject(experiment);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::string ns = sandbox_->host_netns().substr(11);
+  EXPECT_NE(Shell(Cat("ip -n ", ns, " link show type ifb")).find("ifb-fl-host"), std::string::npos);
+  double inbound = TcpThroughput(Peer(2), Host(), 3);
+  double outbound = TcpThroughput(Host(), Peer(2), 1);
+  Revert("ingress-bandwidth");
+  EXPECT_NEAR(inbound, 10e6, 1e6) << "a 10 Mbit/s ingress limit measured " << inbound / 1e6 << " Mbit/s";
+  EXPECT_GT(outbound, 100e6) << "egress was slowed to " << outbound / 1e6 << " Mbit/s";
+  EXPECT_EQ(Shell(Cat("ip -n ", ns, " link show type ifb")), "") << "the ifb device was left behind";
+}
+
 TEST_F(ShapingFaultsTest, ACustomRootQdiscIsRestoredExactly) {
   if (!Lacks("tbf").empty()) GTEST_SKIP() << Lacks("tbf");
   std::string ns = sandbox_->host_netns().substr(11);
