@@ -294,16 +294,29 @@ int MillisecondsUntilUdpFlows(const Endpoint& from, const Endpoint& to, int limi
 }  // namespace faultline::test
 
 namespace faultline::test {
+namespace {
+
+void SetTimeouts(int fd) {
+  timeval timeout{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+}
+
+}  // namespace
 
 double TcpThroughput(const Endpoint& from, const Endpoint& to, double seconds) {
   Address destination = Parse(to.address, kPort + 2);
   std::promise<void> listening;
   auto receiver = InNetns(to.netns, [&] {
     int listener = BoundSocket(destination.family, SOCK_STREAM, 0, kPort + 2);
+    // A fault that swallows the handshake must fail the test, not hang it.
+    SetTimeouts(listener);
     listen(listener, 1);
     listening.set_value();
     int fd = accept(listener, nullptr, nullptr);
     close(listener);
+    if (fd < 0) return 0.0;
+    SetTimeouts(fd);
     std::vector<char> buffer(1 << 16);
     uint64_t bytes = 0;
     Clock::time_point first{};
@@ -321,6 +334,7 @@ double TcpThroughput(const Endpoint& from, const Endpoint& to, double seconds) {
   listening.get_future().wait();
   InNetns(from.netns, [&] {
     int fd = SourceSocket(from, SOCK_STREAM, 0);
+    SetTimeouts(fd);  // connect() and send() give up after them too
     EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&destination.storage), destination.length), 0)
         << std::strerror(errno);
     std::vector<char> buffer(1 << 16, 'x');
