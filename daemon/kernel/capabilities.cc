@@ -8,7 +8,6 @@
 #include <linux/netlink.h>
 #include <linux/pkt_cls.h>
 #include <linux/pkt_sched.h>
-#include <netlink/attr.h>
 #include <netlink/errno.h>
 #include <netlink/netlink.h>
 #include <netlink/route/link.h>
@@ -19,7 +18,6 @@
 #include <netlink/route/tc.h>
 #include <netlink/socket.h>
 #include <sched.h>
-#include <sys/socket.h>
 #include <sys/statfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -41,6 +39,7 @@
 #include <thread>
 
 #include "faultline/api/cat.h"
+#include "kernel/netlink.h"
 
 namespace faultline::kernel {
 namespace {
@@ -89,13 +88,9 @@ Feature MakeFeature(std::string_view name, bool available, std::string detail) {
   return feature;
 }
 
-// "Specified qdisc kind is unknown (ENOENT)": the kernel's own words when it gave some, else strerror's.
+// DescribeKernelError for an errno or its negative, as libbpf returns it.
 std::string DescribeError(int error, std::string_view kernel_message = {}) {
-  error = error < 0 ? -error : error;
-  const char* name = strerrorname_np(error);
-  const char* words = strerrordesc_np(error);
-  return Cat(kernel_message.empty() ? std::string_view(words ? words : "unknown error") : kernel_message,
-             " (", name ? std::string(name) : Cat("errno ", error), ")");
+  return DescribeKernelError(error < 0 ? -error : error, kernel_message);
 }
 
 // Turns the kernel's answer to "create one of these" into a feature. `missing_error` is the errno the
@@ -121,94 +116,7 @@ Feature FromAnswer(std::string_view name, int error, std::string_view kernel_mes
                          " but refused the probe's request: ", DescribeError(error, kernel_message)));
 }
 
-// --- rtnetlink through libnl ------------------------------------------------------------------------
-
-// The text of the kernel's extended ack. netlink_ack (net/netlink/af_netlink.c) appends its
-// attributes after struct nlmsgerr and, unless the ack is capped, after a copy of the request.
-std::string ExtackMessage(const nlmsgerr* err) {
-  const auto* reply = reinterpret_cast<const nlmsghdr*>(reinterpret_cast<const char*>(err) - NLMSG_HDRLEN);
-  if (!(reply->nlmsg_flags & NLM_F_ACK_TLVS)) return "";
-  size_t offset = NLMSG_ALIGN(sizeof(nlmsgerr));
-  if (!(reply->nlmsg_flags & NLM_F_CAPPED) && err->msg.nlmsg_len > NLMSG_HDRLEN) {
-    offset += NLMSG_ALIGN(err->msg.nlmsg_len - NLMSG_HDRLEN);
-  }
-  size_t payload = reply->nlmsg_len - NLMSG_HDRLEN;
-  if (offset >= payload) return "";
-  nlattr* attrs[NLMSGERR_ATTR_MAX + 1] = {};
-  auto* head = reinterpret_cast<nlattr*>(const_cast<char*>(reinterpret_cast<const char*>(err) + offset));
-  if (nla_parse(attrs, NLMSGERR_ATTR_MAX, head, static_cast<int>(payload - offset), nullptr) < 0) return "";
-  const nlattr* text = attrs[NLMSGERR_ATTR_MSG];
-  if (text == nullptr) return "";
-  const char* chars = static_cast<const char*>(nla_data(text));
-  return std::string(chars, strnlen(chars, static_cast<size_t>(nla_len(text))));
-}
-
-// The kernel's answer to one request: its errno (0 for success) and its extended-ack text.
-struct NetlinkAnswer {
-  int error = 0;
-  std::string message;
-};
-
-// A NETLINK_ROUTE socket in the calling thread's network namespace that keeps the kernel's errno and
-// extended-ack text. libnl alone folds errnos together (ENOENT and ESRCH both become
-// NLE_OBJ_NOTFOUND) and drops the text, and telling "unknown kind" from "bad options" needs both.
-class RouteSocket {
- public:
-  static std::unique_ptr<RouteSocket> Open(std::string* error) {
-    auto socket = std::unique_ptr<RouteSocket>(new RouteSocket());
-    nl_cb* callbacks = nl_cb_alloc(NL_CB_DEFAULT);
-    if (callbacks == nullptr) {
-      *error = "libnl: out of memory";
-      return nullptr;
-    }
-    nl_cb_err(callbacks, NL_CB_CUSTOM, &RouteSocket::OnError, socket.get());
-    socket->sock_ = nl_socket_alloc_cb(callbacks);
-    nl_cb_put(callbacks);
-    if (socket->sock_ == nullptr) {
-      *error = "libnl: out of memory";
-      return nullptr;
-    }
-    if (int err = nl_connect(socket->sock_, NETLINK_ROUTE); err < 0) {
-      *error = Cat("cannot open a rtnetlink socket: ", nl_geterror(err));
-      return nullptr;
-    }
-    // Ask for the kernel's error text without the echoed request. Kernels older than 4.12 lack
-    // these options; the probe then works from the errno alone.
-    int one = 1;
-    int fd = nl_socket_get_fd(socket->sock_);
-    setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
-    setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
-    return socket;
-  }
-
-  ~RouteSocket() {
-    if (sock_ != nullptr) nl_socket_free(sock_);
-  }
-  RouteSocket(const RouteSocket&) = delete;
-  RouteSocket& operator=(const RouteSocket&) = delete;
-
-  // Runs one libnl request (rtnl_qdisc_add, ...). Returns the kernel's answer, or nullopt with `error`
-  // set when libnl failed before the kernel answered.
-  std::optional<NetlinkAnswer> Ask(const std::function<int(nl_sock*)>& request, std::string* error) {
-    answer_.reset();
-    int err = request(sock_);
-    if (err == 0) return NetlinkAnswer{};
-    if (answer_.has_value()) return answer_;
-    *error = Cat("libnl: ", nl_geterror(err));
-    return std::nullopt;
-  }
-
- private:
-  RouteSocket() = default;
-
-  static int OnError(sockaddr_nl* /*from*/, nlmsgerr* err, void* arg) {
-    static_cast<RouteSocket*>(arg)->answer_ = NetlinkAnswer{-err->error, ExtackMessage(err)};
-    return NL_STOP;
-  }
-
-  nl_sock* sock_ = nullptr;
-  std::optional<NetlinkAnswer> answer_;
-};
+// --- rtnetlink ------------------------------------------------------------------------------------
 
 // Options the kernel accepts, so a kernel that has the kind creates it rather than refusing the
 // message. libnl needs some of them too: prio's message builder calls BUG() (abort) without a
@@ -245,13 +153,12 @@ Feature ProbeQdisc(RouteSocket& socket, std::string_view kind) {
     return MakeFeature(kind, false, Cat("could not probe: libnl: ", nl_geterror(err)));
   }
 
-  std::string error;
-  auto answer = socket.Ask(
-      [&](nl_sock* sock) { return rtnl_qdisc_add(sock, qdisc.get(), NLM_F_CREATE | NLM_F_EXCL); }, &error);
-  if (!answer) return MakeFeature(kind, false, Cat("could not probe: ", error));
+  auto answer = socket.RunLibnl(
+      [&](nl_sock* sock) { return rtnl_qdisc_add(sock, qdisc.get(), NLM_F_CREATE | NLM_F_EXCL); });
+  if (!answer.ok()) return MakeFeature(kind, false, Cat("could not probe: ", answer.status().message()));
   if (answer->error == 0) {
     // Not strictly needed (the namespace takes it along), but the probe leaves nothing it made.
-    socket.Ask([&](nl_sock* sock) { return rtnl_qdisc_delete(sock, qdisc.get()); }, &error);
+    (void)socket.RunLibnl([&](nl_sock* sock) { return rtnl_qdisc_delete(sock, qdisc.get()); });
   }
   return FromAnswer(kind, answer->error, answer->message, ENOENT);
 }
@@ -265,12 +172,11 @@ Feature ProbeIfb(RouteSocket& socket) {
   if (int err = rtnl_link_set_type(link.get(), "ifb"); err < 0) {
     return MakeFeature("ifb", false, Cat("could not probe: libnl: ", nl_geterror(err)));
   }
-  std::string error;
-  auto answer = socket.Ask(
-      [&](nl_sock* sock) { return rtnl_link_add(sock, link.get(), NLM_F_CREATE | NLM_F_EXCL); }, &error);
-  if (!answer) return MakeFeature("ifb", false, Cat("could not probe: ", error));
+  auto answer = socket.RunLibnl(
+      [&](nl_sock* sock) { return rtnl_link_add(sock, link.get(), NLM_F_CREATE | NLM_F_EXCL); });
+  if (!answer.ok()) return MakeFeature("ifb", false, Cat("could not probe: ", answer.status().message()));
   if (answer->error == 0) {
-    socket.Ask([&](nl_sock* sock) { return rtnl_link_delete(sock, link.get()); }, &error);
+    (void)socket.RunLibnl([&](nl_sock* sock) { return rtnl_link_delete(sock, link.get()); });
   }
   return FromAnswer("ifb", answer->error, answer->message, EOPNOTSUPP);
 }
@@ -454,11 +360,14 @@ std::map<std::string, Feature> ProbeInScratchNetns() {
                  err == EPERM ? "; the agent needs CAP_SYS_ADMIN" : "");
   }
 
-  std::string socket_error;
   std::unique_ptr<RouteSocket> socket;
   if (in_scratch) {
-    socket = RouteSocket::Open(&socket_error);
-    if (socket == nullptr) reason = Cat("not probed: ", socket_error);
+    auto opened = RouteSocket::Open();
+    if (opened.ok()) {
+      socket = *std::move(opened);
+    } else {
+      reason = Cat("not probed: ", opened.status().message());
+    }
   }
   for (std::string_view kind : {"netem", "tbf", "htb", "prio", "fq"}) {
     out[std::string(kind)] = socket ? ProbeQdisc(*socket, kind) : MakeFeature(kind, false, reason);

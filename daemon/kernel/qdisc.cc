@@ -32,6 +32,7 @@
 #include <string_view>
 
 #include "faultline/api/cat.h"
+#include "kernel/netlink.h"
 #include "log.h"
 
 namespace faultline::kernel {
@@ -39,172 +40,11 @@ namespace {
 
 using api::Cat;
 
-// --- errors -----------------------------------------------------------------------------------------
-
-// "Specified qdisc kind is unknown (ENOENT)": the kernel's words when it gave some, else strerror's.
-std::string DescribeKernelError(int error, std::string_view kernel_message) {
-  const char* name = strerrorname_np(error);
-  const char* words = strerrordesc_np(error);
-  return Cat(kernel_message.empty() ? std::string_view(words ? words : "unknown error") : kernel_message,
-             " (", name ? std::string(name) : Cat("errno ", error), ")");
-}
-
-absl::Status StatusFromErrno(int error, const std::string& message) {
-  switch (error) {
-    case EEXIST:
-      return absl::AlreadyExistsError(message);
-    case ENODEV:
-      return absl::NotFoundError(message);
-    case EPERM:
-    case EACCES:
-      return absl::PermissionDeniedError(message);
-    case EINVAL:
-    case ERANGE:
-    case E2BIG:
-      return absl::InvalidArgumentError(message);
-    // ENOENT: an unknown kind (qdisc_lookup_ops fails after trying to load sch_<kind>) or a parent
-    // that is not there; EOPNOTSUPP: an unknown link kind or an operation the device refuses.
-    case ENOENT:
-    case EOPNOTSUPP:
-    case EBUSY:
-      return absl::FailedPreconditionError(message);
-    case ENOMEM:
-    case ENOBUFS:
-      return absl::UnavailableError(message);
-    default:
-      return absl::InternalError(message);
-  }
-}
-
 std::string Where(const std::string& interface, const Netns& netns) {
   return Cat("interface ", interface, " in ", netns.Describe());
 }
 
 // --- rtnetlink ----------------------------------------------------------------------------------------
-
-// The text of the kernel's extended ack. netlink_ack (net/netlink/af_netlink.c) appends its
-// attributes after struct nlmsgerr and, unless the ack is capped, after a copy of the request. Acks
-// of successful requests can carry one too: a warning (htb's "quantum of class ... is big").
-std::string ExtackMessage(const nlmsghdr* reply) {
-  if (!(reply->nlmsg_flags & NLM_F_ACK_TLVS)) return "";
-  const auto* err = static_cast<const nlmsgerr*>(nlmsg_data(reply));
-  size_t offset = NLMSG_ALIGN(sizeof(nlmsgerr));
-  if (!(reply->nlmsg_flags & NLM_F_CAPPED) && err->msg.nlmsg_len > NLMSG_HDRLEN) {
-    offset += NLMSG_ALIGN(err->msg.nlmsg_len - NLMSG_HDRLEN);
-  }
-  size_t payload = reply->nlmsg_len - NLMSG_HDRLEN;
-  if (offset >= payload) return "";
-  nlattr* attrs[NLMSGERR_ATTR_MAX + 1] = {};
-  auto* head = reinterpret_cast<nlattr*>(const_cast<char*>(reinterpret_cast<const char*>(err) + offset));
-  if (nla_parse(attrs, NLMSGERR_ATTR_MAX, head, static_cast<int>(payload - offset), nullptr) < 0) return "";
-  const nlattr* text = attrs[NLMSGERR_ATTR_MSG];
-  if (text == nullptr) return "";
-  const char* chars = static_cast<const char*>(nla_data(text));
-  return std::string(chars, strnlen(chars, static_cast<size_t>(nla_len(text))));
-}
-
-// The kernel's answer to one request: its errno (0 for success) and its extended-ack text, which on
-// success is a warning.
-struct Answer {
-  int error = 0;
-  std::string message;
-};
-
-struct NlMsgDeleter {
-  void operator()(nl_msg* msg) const { nlmsg_free(msg); }
-};
-using Message = std::unique_ptr<nl_msg, NlMsgDeleter>;
-
-// A NETLINK_ROUTE socket in the calling thread's network namespace that keeps the kernel's errno and
-// extended-ack text, which libnl alone folds into its own codes and drops.
-class RouteSocket {
- public:
-  static absl::StatusOr<std::unique_ptr<RouteSocket>> Open() {
-    auto socket = std::unique_ptr<RouteSocket>(new RouteSocket());
-    socket->sock_ = nl_socket_alloc();
-    if (socket->sock_ == nullptr) return absl::UnavailableError("cannot allocate a netlink socket");
-    if (int err = nl_connect(socket->sock_, NETLINK_ROUTE); err < 0) {
-      return absl::UnavailableError(Cat("cannot open a rtnetlink socket: ", nl_geterror(err)));
-    }
-    // The kernel's error text without the echoed request (kernels before 4.12 ignore these; errors
-    // then carry the errno alone). Peeking lets libnl size its buffer to large dump messages.
-    int one = 1;
-    int fd = nl_socket_get_fd(socket->sock_);
-    setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
-    setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
-    nl_socket_enable_msg_peek(socket->sock_);
-    return socket;
-  }
-  ~RouteSocket() {
-    if (sock_ != nullptr) nl_socket_free(sock_);
-  }
-  RouteSocket(const RouteSocket&) = delete;
-  RouteSocket& operator=(const RouteSocket&) = delete;
-
-  // Sends one request and waits for the kernel's acknowledgement. An error status only when libnl
-  // failed before the kernel answered; the kernel's refusals are in the Answer.
-  absl::StatusOr<Answer> Request(Message msg) {
-    answer_.reset();
-    if (int err = nl_send_auto(sock_, msg.get()); err < 0) {
-      return absl::UnavailableError(Cat("cannot send to rtnetlink: ", nl_geterror(err)));
-    }
-    nl_cb* cb = Callbacks();
-    if (cb == nullptr) return absl::UnavailableError("libnl: out of memory");
-    nl_cb_set(cb, NL_CB_ACK, NL_CB_CUSTOM, &RouteSocket::OnAck, this);
-    int err = nl_recvmsgs(sock_, cb);
-    nl_cb_put(cb);
-    if (answer_.has_value()) return *answer_;
-    if (err < 0) return absl::UnavailableError(Cat("no answer from rtnetlink: ", nl_geterror(err)));
-    return absl::UnavailableError("rtnetlink did not acknowledge the request");
-  }
-
-  // Dumps objects of one type (RTM_GETQDISC, RTM_GETTCLASS, RTM_GETTFILTER) for `request`, passing each
-  // message to `each`.
-  absl::Status Dump(int type, const tcmsg& request, const std::function<void(nlmsghdr*)>& each) {
-    answer_.reset();
-    tcmsg header = request;
-    if (int err = nl_send_simple(sock_, type, NLM_F_DUMP, &header, sizeof(header)); err < 0) {
-      return absl::UnavailableError(Cat("cannot send to rtnetlink: ", nl_geterror(err)));
-    }
-    nl_cb* cb = Callbacks();
-    if (cb == nullptr) return absl::UnavailableError("libnl: out of memory");
-    auto on_valid = [](nl_msg* msg, void* arg) {
-      (*static_cast<const std::function<void(nlmsghdr*)>*>(arg))(nlmsg_hdr(msg));
-      return static_cast<int>(NL_OK);
-    };
-    nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, on_valid, const_cast<std::function<void(nlmsghdr*)>*>(&each));
-    int err = nl_recvmsgs(sock_, cb);
-    nl_cb_put(cb);
-    if (answer_.has_value()) {
-      return StatusFromErrno(answer_->error, DescribeKernelError(answer_->error, answer_->message));
-    }
-    if (err < 0) return absl::UnavailableError(Cat("rtnetlink dump failed: ", nl_geterror(err)));
-    return absl::OkStatus();
-  }
-
- private:
-  RouteSocket() = default;
-
-  nl_cb* Callbacks() {
-    nl_cb* cb = nl_cb_clone(nl_socket_get_cb(sock_));
-    if (cb != nullptr) nl_cb_err(cb, NL_CB_CUSTOM, &RouteSocket::OnError, this);
-    return cb;
-  }
-
-  static int OnError(sockaddr_nl* /*from*/, nlmsgerr* err, void* arg) {
-    const auto* reply = reinterpret_cast<const nlmsghdr*>(reinterpret_cast<const char*>(err) - NLMSG_HDRLEN);
-    static_cast<RouteSocket*>(arg)->answer_ = Answer{-err->error, ExtackMessage(reply)};
-    return NL_STOP;
-  }
-
-  static int OnAck(nl_msg* msg, void* arg) {
-    static_cast<RouteSocket*>(arg)->answer_ = Answer{0, ExtackMessage(nlmsg_hdr(msg))};
-    return NL_STOP;
-  }
-
-  nl_sock* sock_ = nullptr;
-  std::optional<Answer> answer_;
-};
 
 // The calling thread inside a namespace with a socket there and the interface's index. Members go in
 // reverse order: the socket is closed before the thread leaves the namespace.
@@ -244,7 +84,7 @@ absl::StatusOr<Session> OpenSession(const Netns& netns, const std::string& inter
 
 // Runs one request and turns a refusal into a status: "<where>: cannot <what>: <kernel's reason>".
 // A warning the kernel attached to a success is logged.
-absl::Status Ask(RouteSocket& socket, Message msg, const std::string& where, const std::string& what) {
+absl::Status Ask(RouteSocket& socket, NetlinkMessage msg, const std::string& where, const std::string& what) {
   auto answer = socket.Request(std::move(msg));
   if (!answer.ok()) {
     return absl::Status(answer.status().code(),
@@ -264,9 +104,9 @@ absl::Status Ask(RouteSocket& socket, Message msg, const std::string& where, con
 }
 
 // A tc request: struct tcmsg, then TCA_KIND when `kind` is not empty. Sized for netem's delay table.
-Message TcMessage(int type, int flags, int ifindex, uint32_t parent, uint32_t handle, std::string_view kind,
-                  size_t payload = 1024) {
-  Message msg(nlmsg_alloc_size(NLMSG_SPACE(sizeof(tcmsg)) + payload));
+NetlinkMessage TcMessage(int type, int flags, int ifindex, uint32_t parent, uint32_t handle,
+                         std::string_view kind, size_t payload = 1024) {
+  NetlinkMessage msg(nlmsg_alloc_size(NLMSG_SPACE(sizeof(tcmsg)) + payload));
   if (msg == nullptr || nlmsg_put(msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, type, 0, flags) == nullptr) {
     return nullptr;
   }
@@ -297,31 +137,33 @@ absl::Status OutOfMemory(const std::string& where, const std::string& what) {
       Cat(where, ": cannot ", what, ": the request does not fit a netlink message"));
 }
 
-// Deletes a qdisc faultline added. TCA_KIND makes the kernel refuse to delete another kind that took
-// the place (tc_get_qdisc: "Invalid qdisc name"). Answers meaning "not there any more" are fine:
-// a parent deleted first takes its children along.
-void DeleteQdisc(const Netns& netns, const std::string& interface, int ifindex, const std::string& kind,
-                 uint32_t parent, uint32_t handle, const std::string& description) {
+// Deletes a qdisc or class faultline added (`type` RTM_DELQDISC or RTM_DELTCLASS; `noun` "qdisc" or
+// "class" names the log events). A qdisc's TCA_KIND makes the kernel refuse to delete another kind
+// that took the place (tc_get_qdisc: "Invalid qdisc name"). Answers meaning "not there any more" are
+// fine: a parent deleted first takes its children along, a qdisc its classes.
+void DeleteTc(const Netns& netns, const std::string& interface, int ifindex, int type,
+              const std::string& kind, uint32_t parent, uint32_t handle, std::string_view noun,
+              const std::string& description) {
+  std::string gone = Cat("kernel.", noun, "_gone");
+  std::string failed = Cat("kernel.", noun, "_remove_failed");
   auto session = OpenSession(netns, interface, ifindex);
   if (!session.ok()) {
-    log::Info("kernel.qdisc_gone").With("qdisc", description).With("reason", session.status().ToString());
+    log::Info(gone).With(noun, description).With("reason", session.status().ToString());
     return;
   }
-  auto answer = session->socket->Request(TcMessage(RTM_DELQDISC, 0, session->ifindex, parent, handle, kind));
+  auto answer = session->socket->Request(TcMessage(type, 0, session->ifindex, parent, handle, kind));
   if (!answer.ok()) {
-    log::Error("kernel.qdisc_remove_failed")
-        .With("qdisc", description)
-        .With("error", answer.status().ToString());
+    log::Error(failed).With(noun, description).With("error", answer.status().ToString());
   } else if (answer->error == ENOENT || answer->error == EINVAL || answer->error == ENODEV) {
-    log::Info("kernel.qdisc_gone")
-        .With("qdisc", description)
+    log::Info(gone)
+        .With(noun, description)
         .With("reason", DescribeKernelError(answer->error, answer->message));
   } else if (answer->error != 0) {
-    log::Error("kernel.qdisc_remove_failed")
-        .With("qdisc", description)
+    log::Error(failed)
+        .With(noun, description)
         .With("error", DescribeKernelError(answer->error, answer->message));
   } else {
-    log::Info("kernel.qdisc_removed").With("qdisc", description);
+    log::Info(Cat("kernel.", noun, "_removed")).With(noun, description);
   }
 }
 
@@ -420,7 +262,7 @@ int AddFlags(uint32_t parent) {
 }
 
 // Builds the request once the interface's index is known; nullptr when it did not fit.
-using BuildMessage = std::function<absl::StatusOr<Message>(int ifindex)>;
+using BuildMessage = std::function<absl::StatusOr<NetlinkMessage>(int ifindex)>;
 
 // Enters the namespace and asks for one change on the interface (found by name when `ifindex` is 0):
 // "<where>: cannot <what>: <why>". Returns the interface's index.
@@ -462,12 +304,12 @@ absl::StatusOr<RtnlQdisc> NewRtnlQdisc(int ifindex, uint32_t parent, uint32_t ha
   return qdisc;
 }
 
-absl::StatusOr<Message> QdiscAddRequest(rtnl_qdisc* qdisc, int flags) {
+absl::StatusOr<NetlinkMessage> QdiscAddRequest(rtnl_qdisc* qdisc, int flags) {
   nl_msg* msg = nullptr;
   if (int err = rtnl_qdisc_build_add_request(qdisc, flags, &msg); err < 0) {
     return absl::InternalError(Cat("libnl: ", nl_geterror(err)));
   }
-  return Message(msg);
+  return NetlinkMessage(msg);
 }
 
 // tbf's TCA_OPTIONS, built here rather than with libnl 3.7, whose tbf takes an int rate (no
@@ -570,10 +412,10 @@ absl::StatusOr<std::unique_ptr<Qdisc>> Qdisc::AddNetem(std::shared_ptr<Netns> ne
   if (auto status = ValidateNetemParams(params); !status.ok()) return status;
   std::vector<int16_t> table = NetemDistributionTable(params.distribution);
   auto ifindex = RequestIn(*netns, interface, 0, AddWhat("netem", parent, handle), [&](int index) {
-    Message msg = TcMessage(RTM_NEWQDISC, AddFlags(parent), index, parent, handle, "netem",
-                            1024 + table.size() * sizeof(int16_t));
+    NetlinkMessage msg = TcMessage(RTM_NEWQDISC, AddFlags(parent), index, parent, handle, "netem",
+                                   1024 + table.size() * sizeof(int16_t));
     if (msg != nullptr && !PutNetemOptions(msg.get(), params, table)) msg.reset();
-    return absl::StatusOr<Message>(std::move(msg));
+    return absl::StatusOr<NetlinkMessage>(std::move(msg));
   });
   if (!ifindex.ok()) return ifindex.status();
   auto qdisc = std::unique_ptr<Qdisc>(
@@ -600,9 +442,9 @@ absl::StatusOr<std::unique_ptr<Qdisc>> Qdisc::AddTbf(std::shared_ptr<Netns> netn
                                           " bytes/s lasts more than tbf's 274 s bucket"));
   }
   auto ifindex = RequestIn(*netns, interface, 0, AddWhat("tbf", parent, handle), [&](int index) {
-    Message msg = TcMessage(RTM_NEWQDISC, AddFlags(parent), index, parent, handle, "tbf");
+    NetlinkMessage msg = TcMessage(RTM_NEWQDISC, AddFlags(parent), index, parent, handle, "tbf");
     if (msg != nullptr && !PutTbfOptions(msg.get(), params)) msg.reset();
-    return absl::StatusOr<Message>(std::move(msg));
+    return absl::StatusOr<NetlinkMessage>(std::move(msg));
   });
   if (!ifindex.ok()) return ifindex.status();
   auto qdisc = std::unique_ptr<Qdisc>(
@@ -620,7 +462,7 @@ absl::StatusOr<std::unique_ptr<Qdisc>> Qdisc::AddHtbRoot(std::shared_ptr<Netns> 
         Cat("htb: default class minor ", default_class_minor, " is above ffff"));
   }
   auto ifindex = RequestIn(*netns, interface, 0, AddWhat("htb", TC_H_ROOT, handle),
-                           [&](int index) -> absl::StatusOr<Message> {
+                           [&](int index) -> absl::StatusOr<NetlinkMessage> {
                              auto qdisc = NewRtnlQdisc(index, TC_H_ROOT, handle, "htb");
                              if (!qdisc.ok()) return qdisc.status();
                              // The default class as a minor, as tc sends it: htb looks it up under its own
@@ -646,7 +488,8 @@ absl::StatusOr<std::unique_ptr<Qdisc>> Qdisc::AddPrioRoot(std::shared_ptr<Netns>
         Cat("prio: ", bands, " bands; prio has ", TCQ_MIN_PRIO_BANDS, " to ", TCQ_PRIO_BANDS));
   }
   auto ifindex = RequestIn(
-      *netns, interface, 0, AddWhat("prio", TC_H_ROOT, handle), [&](int index) -> absl::StatusOr<Message> {
+      *netns, interface, 0, AddWhat("prio", TC_H_ROOT, handle),
+      [&](int index) -> absl::StatusOr<NetlinkMessage> {
         auto qdisc = NewRtnlQdisc(index, TC_H_ROOT, handle, "prio");
         if (!qdisc.ok()) return qdisc.status();
         rtnl_qdisc_prio_set_bands(qdisc->get(), bands);
@@ -681,10 +524,10 @@ absl::Status Qdisc::ChangeNetem(const NetemParams& params) {
                            [&](int index) {
                              // Neither NLM_F_CREATE nor NLM_F_REPLACE: the kernel changes the qdisc at
                              // (parent, handle) and refuses when there is none (tc_modify_qdisc).
-                             Message msg = TcMessage(RTM_NEWQDISC, 0, index, parent_, handle_, "netem",
-                                                     1024 + table.size() * sizeof(int16_t));
+                             NetlinkMessage msg = TcMessage(RTM_NEWQDISC, 0, index, parent_, handle_, "netem",
+                                                            1024 + table.size() * sizeof(int16_t));
                              if (msg != nullptr && !PutNetemOptions(msg.get(), params, table)) msg.reset();
-                             return absl::StatusOr<Message>(std::move(msg));
+                             return absl::StatusOr<NetlinkMessage>(std::move(msg));
                            });
   if (!changed.ok()) return changed.status();
   distribution_ = params.distribution;
@@ -692,7 +535,9 @@ absl::Status Qdisc::ChangeNetem(const NetemParams& params) {
   return absl::OkStatus();
 }
 
-Qdisc::~Qdisc() { DeleteQdisc(*netns_, interface_, ifindex_, kind_, parent_, handle_, Describe()); }
+Qdisc::~Qdisc() {
+  DeleteTc(*netns_, interface_, ifindex_, RTM_DELQDISC, kind_, parent_, handle_, "qdisc", Describe());
+}
 
 std::string Qdisc::Describe() const {
   return Cat(kind_, " ", FormatTcHandle(handle_),
@@ -721,7 +566,7 @@ absl::StatusOr<std::unique_ptr<HtbClass>> HtbClass::Add(std::shared_ptr<Netns> n
                                           " bytes/s (rate must be set, ceil at least rate)"));
   }
   std::string what = Cat("add htb class ", FormatTcHandle(classid), " ", Placement(parent));
-  auto ifindex = RequestIn(*netns, interface, 0, what, [&](int index) -> absl::StatusOr<Message> {
+  auto ifindex = RequestIn(*netns, interface, 0, what, [&](int index) -> absl::StatusOr<NetlinkMessage> {
     std::unique_ptr<rtnl_class, decltype(&rtnl_class_put)> cls(rtnl_class_alloc(), &rtnl_class_put);
     if (cls == nullptr) return absl::ResourceExhaustedError("libnl: out of memory");
     rtnl_tc* tc = TC_CAST(cls.get());
@@ -739,7 +584,7 @@ absl::StatusOr<std::unique_ptr<HtbClass>> HtbClass::Add(std::shared_ptr<Netns> n
     if (int err = rtnl_class_build_add_request(cls.get(), NLM_F_CREATE | NLM_F_EXCL, &msg); err < 0) {
       return absl::InternalError(Cat("libnl: ", nl_geterror(err)));
     }
-    return Message(msg);
+    return NetlinkMessage(msg);
   });
   if (!ifindex.ok()) return ifindex.status();
   auto added =
@@ -749,30 +594,7 @@ absl::StatusOr<std::unique_ptr<HtbClass>> HtbClass::Add(std::shared_ptr<Netns> n
 }
 
 HtbClass::~HtbClass() {
-  std::string description = Describe();
-  auto session = OpenSession(*netns_, interface_, ifindex_);
-  if (!session.ok()) {
-    log::Info("kernel.class_gone").With("class", description).With("reason", session.status().ToString());
-    return;
-  }
-  auto answer =
-      session->socket->Request(TcMessage(RTM_DELTCLASS, 0, session->ifindex, parent_, classid_, ""));
-  if (!answer.ok()) {
-    log::Error("kernel.class_remove_failed")
-        .With("class", description)
-        .With("error", answer.status().ToString());
-  } else if (answer->error == ENOENT || answer->error == EINVAL || answer->error == ENODEV) {
-    // Its qdisc was deleted first and took it along.
-    log::Info("kernel.class_gone")
-        .With("class", description)
-        .With("reason", DescribeKernelError(answer->error, answer->message));
-  } else if (answer->error != 0) {
-    log::Error("kernel.class_remove_failed")
-        .With("class", description)
-        .With("error", DescribeKernelError(answer->error, answer->message));
-  } else {
-    log::Info("kernel.class_removed").With("class", description);
-  }
+  DeleteTc(*netns_, interface_, ifindex_, RTM_DELTCLASS, "", parent_, classid_, "class", Describe());
 }
 
 std::string HtbClass::Describe() const {
@@ -993,6 +815,18 @@ absl::StatusOr<RootQdisc> RootQdisc::Take(std::shared_ptr<Netns> netns, const st
     return absl::FailedPreconditionError(
         Cat(where, ": faultline could not put the root qdisc back exactly, so it changes nothing: ", joined));
   };
+  // A reason for each filter on the qdisc or class `parent`: faultline would lose it.
+  auto note_filters_on = [&](uint32_t parent) -> absl::Status {
+    auto filters = FiltersOn(socket, session->ifindex, parent);
+    if (!filters.ok()) {
+      return absl::Status(filters.status().code(),
+                          Cat(where, ": cannot list filters: ", filters.status().message()));
+    }
+    for (const std::string& filter : *filters) {
+      reasons.push_back(Cat("the ", filter, " would be lost, as faultline does not re-create filters"));
+    }
+    return absl::OkStatus();
+  };
 
   if (root->handle == 0) {
     // The kernel's default root: it comes back by itself, but not what someone added under it (mq's
@@ -1003,14 +837,7 @@ absl::StatusOr<RootQdisc> RootQdisc::Take(std::shared_ptr<Netns> netns, const st
                               " root; deleting faultline's root brings back the default alone"));
       }
     }
-    auto filters = FiltersOn(socket, session->ifindex, 0);
-    if (!filters.ok()) {
-      return absl::Status(filters.status().code(),
-                          Cat(where, ": cannot list filters: ", filters.status().message()));
-    }
-    for (const std::string& filter : *filters) {
-      reasons.push_back(Cat("the ", filter, " would be lost, as faultline does not re-create filters"));
-    }
+    if (auto status = note_filters_on(0); !status.ok()) return status;
     if (!reasons.empty()) return refuse();
     log::Info("kernel.root_taken")
         .With("interface", interface)
@@ -1053,14 +880,7 @@ absl::StatusOr<RootQdisc> RootQdisc::Take(std::shared_ptr<Netns> netns, const st
     if (kind_of_major.contains(TC_H_MAJ(cls.handle))) filter_parents.push_back(cls.handle);
   }
   for (uint32_t parent : filter_parents) {
-    auto filters = FiltersOn(socket, session->ifindex, parent);
-    if (!filters.ok()) {
-      return absl::Status(filters.status().code(),
-                          Cat(where, ": cannot list filters: ", filters.status().message()));
-    }
-    for (const std::string& filter : *filters) {
-      reasons.push_back(Cat("the ", filter, " would be lost, as faultline does not re-create filters"));
-    }
+    if (auto status = note_filters_on(parent); !status.ok()) return status;
   }
   if (!reasons.empty()) return refuse();
 
@@ -1139,8 +959,9 @@ absl::Status RootQdisc::Restore() const {
   for (const TcObject& object : objects_) {
     std::string what = Cat("re-create ", object.kind, object.is_class ? " class " : " qdisc ",
                            FormatTcHandle(object.handle), " ", Placement(object.parent));
-    Message msg = TcMessage(object.is_class ? RTM_NEWTCLASS : RTM_NEWQDISC, NLM_F_CREATE | NLM_F_EXCL,
-                            ifindex, object.parent, object.handle, object.kind, object.options.size() + 64);
+    NetlinkMessage msg =
+        TcMessage(object.is_class ? RTM_NEWTCLASS : RTM_NEWQDISC, NLM_F_CREATE | NLM_F_EXCL, ifindex,
+                  object.parent, object.handle, object.kind, object.options.size() + 64);
     if (msg == nullptr ||
         (!object.options.empty() && nla_put(msg.get(), TCA_OPTIONS, static_cast<int>(object.options.size()),
                                             object.options.data()) < 0)) {
@@ -1198,7 +1019,7 @@ absl::StatusOr<std::unique_ptr<IfbDevice>> IfbDevice::Create(std::shared_ptr<Net
   if (int err = rtnl_link_build_add_request(link.get(), NLM_F_CREATE | NLM_F_EXCL, &msg); err < 0) {
     return absl::InternalError(Cat(where, ": cannot ", what, ": libnl: ", nl_geterror(err)));
   }
-  if (auto status = Ask(*session->socket, Message(msg), where, what); !status.ok()) return status;
+  if (auto status = Ask(*session->socket, NetlinkMessage(msg), where, what); !status.ok()) return status;
   int ifindex = static_cast<int>(if_nametoindex(name.c_str()));
   if (ifindex == 0) {
     return absl::InternalError(Cat(where, ": ifb device ", name, " was created but is not there"));
@@ -1226,7 +1047,7 @@ IfbDevice::~IfbDevice() {
         .With("error", "libnl: cannot build the request");
     return;
   }
-  auto answer = session->socket->Request(Message(msg));
+  auto answer = session->socket->Request(NetlinkMessage(msg));
   if (!answer.ok()) {
     log::Error("kernel.ifb_remove_failed")
         .With("device", description)

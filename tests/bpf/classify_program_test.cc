@@ -34,6 +34,7 @@ namespace {
 
 using test::Addresses;
 using test::ArpFrame;
+using test::BothFamilies;
 using test::Frame;
 using test::HourLong;
 using test::kIpv4;
@@ -203,13 +204,6 @@ std::vector<MatchCase> MatchCases(const Addresses& a) {
   return cases;
 }
 
-std::vector<MatchCase> AllMatchCases() {
-  std::vector<MatchCase> cases = MatchCases(kIpv4);
-  std::vector<MatchCase> v6 = MatchCases(kIpv6);
-  cases.insert(cases.end(), std::make_move_iterator(v6.begin()), std::make_move_iterator(v6.end()));
-  return cases;
-}
-
 class ClassifyMatchTest : public ClassifyProgramTest, public ::testing::WithParamInterface<MatchCase> {};
 
 TEST_P(ClassifyMatchTest, ReturnsExpectedVerdict) {
@@ -219,7 +213,7 @@ TEST_P(ClassifyMatchTest, ReturnsExpectedVerdict) {
   EXPECT_EQ(program_->ReadStats().matched, match.matches ? 1u : 0u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Packets, ClassifyMatchTest, ::testing::ValuesIn(AllMatchCases()),
+INSTANTIATE_TEST_SUITE_P(Packets, ClassifyMatchTest, ::testing::ValuesIn(BothFamilies(MatchCases)),
                          [](const ::testing::TestParamInfo<MatchCase>& info) { return info.param.name; });
 
 // ---- Traffic that is never matched. ----

@@ -27,6 +27,7 @@ namespace {
 
 using test::Addresses;
 using test::ArpFrame;
+using test::BothFamilies;
 using test::Frame;
 using test::HourLong;
 using test::kIpv4;
@@ -244,13 +245,6 @@ std::vector<MatchCase> MatchCases(const Addresses& a) {
   return cases;
 }
 
-std::vector<MatchCase> AllMatchCases() {
-  std::vector<MatchCase> cases = MatchCases(kIpv4);
-  std::vector<MatchCase> v6 = MatchCases(kIpv6);
-  cases.insert(cases.end(), std::make_move_iterator(v6.begin()), std::make_move_iterator(v6.end()));
-  return cases;
-}
-
 class DropMatchTest : public DropProgramTest, public ::testing::WithParamInterface<MatchCase> {};
 
 TEST_P(DropMatchTest, ReturnsExpectedVerdict) {
@@ -265,7 +259,7 @@ TEST_P(DropMatchTest, ReturnsExpectedVerdict) {
   EXPECT_EQ(stats.dropped, dropped);
 }
 
-INSTANTIATE_TEST_SUITE_P(Packets, DropMatchTest, ::testing::ValuesIn(AllMatchCases()),
+INSTANTIATE_TEST_SUITE_P(Packets, DropMatchTest, ::testing::ValuesIn(BothFamilies(MatchCases)),
                          [](const ::testing::TestParamInfo<MatchCase>& info) { return info.param.name; });
 
 // ---- Traffic that is never faulted, and packets the program cannot parse. ----

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <vector>
 
@@ -64,5 +65,14 @@ inline constexpr Addresses kIpv6{"v6",
                                  "2001:db8:2::/64",
                                  "2001:db8:2::/123",
                                  "198.18.1.10"};
+
+// The cases `make` writes for IPv4, then those for IPv6.
+template <typename Case>
+std::vector<Case> BothFamilies(std::vector<Case> (*make)(const Addresses&)) {
+  std::vector<Case> cases = make(kIpv4);
+  std::vector<Case> v6 = make(kIpv6);
+  cases.insert(cases.end(), std::make_move_iterator(v6.begin()), std::make_move_iterator(v6.end()));
+  return cases;
+}
 
 }  // namespace faultline::test

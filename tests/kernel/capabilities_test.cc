@@ -4,40 +4,24 @@
 #include <bpf/libbpf.h>
 #include <gtest/gtest.h>
 #include <sys/utsname.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdarg>
-#include <cstdio>
 #include <filesystem>
 #include <iterator>
 #include <string>
 #include <thread>
 
 #include "faultline/api/cat.h"
+#include "shell.h"
 
 namespace faultline::kernel {
 namespace {
 
 using api::Cat;
-
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
-
-CommandResult Shell(const std::string& command) {
-  CommandResult result;
-  FILE* pipe = popen(Cat(command, " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
-  int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+using test::CommandResult;
+using test::Shell;
 
 // Everything the probe could leave behind in the agent's namespace or in the kernel.
 std::string KernelTraces() {

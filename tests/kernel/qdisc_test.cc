@@ -6,12 +6,10 @@
 
 #include <gtest/gtest.h>
 #include <linux/pkt_sched.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -24,30 +22,16 @@
 #include "faultline/api/cat.h"
 #include "kernel/capabilities.h"
 #include "kernel/netem_tables.h"
+#include "shell.h"
 
 namespace faultline::kernel {
 namespace {
 
 using api::Cat;
+using test::CommandResult;
+using test::Shell;
 
 constexpr uint32_t Handle(uint32_t major, uint32_t minor = 0) { return TC_H_MAKE(major << 16, minor); }
-
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
-
-CommandResult Shell(const std::string& command) {
-  CommandResult result;
-  FILE* pipe = popen(Cat(command, " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
-  int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
 
 // What `tc` prints that is not configuration: "refcnt N" counts the kernel's references, and htb's
 // direct_packets_stat counts packets (IPv6 router solicitations find no class and go direct).

@@ -1,0 +1,166 @@
+#include "kernel/netlink.h"
+
+#include <linux/netlink.h>
+#include <netlink/attr.h>
+#include <netlink/errno.h>
+#include <netlink/socket.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "faultline/api/cat.h"
+
+namespace faultline::kernel {
+namespace {
+
+using api::Cat;
+
+// The text of the kernel's extended ack. netlink_ack (net/netlink/af_netlink.c) appends its
+// attributes after struct nlmsgerr and, unless the ack is capped, after a copy of the request. Acks
+// of successful requests can carry one too: a warning (htb's "quantum of class ... is big").
+std::string ExtackMessage(const nlmsghdr* reply) {
+  if (!(reply->nlmsg_flags & NLM_F_ACK_TLVS)) return "";
+  const auto* err = static_cast<const nlmsgerr*>(nlmsg_data(reply));
+  size_t offset = NLMSG_ALIGN(sizeof(nlmsgerr));
+  if (!(reply->nlmsg_flags & NLM_F_CAPPED) && err->msg.nlmsg_len > NLMSG_HDRLEN) {
+    offset += NLMSG_ALIGN(err->msg.nlmsg_len - NLMSG_HDRLEN);
+  }
+  size_t payload = reply->nlmsg_len - NLMSG_HDRLEN;
+  if (offset >= payload) return "";
+  nlattr* attrs[NLMSGERR_ATTR_MAX + 1] = {};
+  auto* head = reinterpret_cast<nlattr*>(const_cast<char*>(reinterpret_cast<const char*>(err) + offset));
+  if (nla_parse(attrs, NLMSGERR_ATTR_MAX, head, static_cast<int>(payload - offset), nullptr) < 0) return "";
+  const nlattr* text = attrs[NLMSGERR_ATTR_MSG];
+  if (text == nullptr) return "";
+  const char* chars = static_cast<const char*>(nla_data(text));
+  return std::string(chars, strnlen(chars, static_cast<size_t>(nla_len(text))));
+}
+
+}  // namespace
+
+std::string DescribeKernelError(int error, std::string_view kernel_message) {
+  const char* name = strerrorname_np(error);
+  const char* words = strerrordesc_np(error);
+  return Cat(kernel_message.empty() ? std::string_view(words ? words : "unknown error") : kernel_message,
+             " (", name ? std::string(name) : Cat("errno ", error), ")");
+}
+
+absl::Status StatusFromErrno(int error, const std::string& message) {
+  switch (error) {
+    case EEXIST:
+      return absl::AlreadyExistsError(message);
+    case ENODEV:
+      return absl::NotFoundError(message);
+    case EPERM:
+    case EACCES:
+      return absl::PermissionDeniedError(message);
+    case EINVAL:
+    case ERANGE:
+    case E2BIG:
+      return absl::InvalidArgumentError(message);
+    // ENOENT: an unknown kind (qdisc_lookup_ops fails after trying to load sch_<kind>) or a parent
+    // that is not there; EOPNOTSUPP: an unknown link kind or an operation the device refuses.
+    case ENOENT:
+    case EOPNOTSUPP:
+    case EBUSY:
+      return absl::FailedPreconditionError(message);
+    case ENOMEM:
+    case ENOBUFS:
+      return absl::UnavailableError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+absl::StatusOr<std::unique_ptr<RouteSocket>> RouteSocket::Open() {
+  auto socket = std::unique_ptr<RouteSocket>(new RouteSocket());
+  socket->sock_ = nl_socket_alloc();
+  if (socket->sock_ == nullptr) return absl::UnavailableError("cannot allocate a netlink socket");
+  // On the socket's own callbacks too, so libnl's requests that wait for their ack (RunLibnl) keep
+  // the kernel's errno and text; Request and Dump set it on their copies anyway.
+  nl_cb* own = nl_socket_get_cb(socket->sock_);  // takes a reference
+  nl_cb_err(own, NL_CB_CUSTOM, &RouteSocket::OnError, socket.get());
+  nl_cb_put(own);
+  if (int err = nl_connect(socket->sock_, NETLINK_ROUTE); err < 0) {
+    return absl::UnavailableError(Cat("cannot open a rtnetlink socket: ", nl_geterror(err)));
+  }
+  // The kernel's error text without the echoed request (kernels before 4.12 ignore these; errors
+  // then carry the errno alone). Peeking lets libnl size its buffer to large dump messages.
+  int one = 1;
+  int fd = nl_socket_get_fd(socket->sock_);
+  setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
+  setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
+  nl_socket_enable_msg_peek(socket->sock_);
+  return socket;
+}
+
+RouteSocket::~RouteSocket() {
+  if (sock_ != nullptr) nl_socket_free(sock_);
+}
+
+absl::StatusOr<NetlinkAnswer> RouteSocket::Request(NetlinkMessage msg) {
+  answer_.reset();
+  if (int err = nl_send_auto(sock_, msg.get()); err < 0) {
+    return absl::UnavailableError(Cat("cannot send to rtnetlink: ", nl_geterror(err)));
+  }
+  nl_cb* cb = Callbacks();
+  if (cb == nullptr) return absl::UnavailableError("libnl: out of memory");
+  nl_cb_set(cb, NL_CB_ACK, NL_CB_CUSTOM, &RouteSocket::OnAck, this);
+  int err = nl_recvmsgs(sock_, cb);
+  nl_cb_put(cb);
+  if (answer_.has_value()) return *answer_;
+  if (err < 0) return absl::UnavailableError(Cat("no answer from rtnetlink: ", nl_geterror(err)));
+  return absl::UnavailableError("rtnetlink did not acknowledge the request");
+}
+
+absl::StatusOr<NetlinkAnswer> RouteSocket::RunLibnl(const std::function<int(nl_sock*)>& request) {
+  answer_.reset();
+  int err = request(sock_);
+  if (err == 0) return NetlinkAnswer{};
+  if (answer_.has_value()) return *answer_;
+  return absl::UnavailableError(Cat("libnl: ", nl_geterror(err)));
+}
+
+absl::Status RouteSocket::Dump(int type, const tcmsg& request, const std::function<void(nlmsghdr*)>& each) {
+  answer_.reset();
+  tcmsg header = request;
+  if (int err = nl_send_simple(sock_, type, NLM_F_DUMP, &header, sizeof(header)); err < 0) {
+    return absl::UnavailableError(Cat("cannot send to rtnetlink: ", nl_geterror(err)));
+  }
+  nl_cb* cb = Callbacks();
+  if (cb == nullptr) return absl::UnavailableError("libnl: out of memory");
+  auto on_valid = [](nl_msg* msg, void* arg) {
+    (*static_cast<const std::function<void(nlmsghdr*)>*>(arg))(nlmsg_hdr(msg));
+    return static_cast<int>(NL_OK);
+  };
+  nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, on_valid, const_cast<std::function<void(nlmsghdr*)>*>(&each));
+  int err = nl_recvmsgs(sock_, cb);
+  nl_cb_put(cb);
+  if (answer_.has_value()) {
+    return StatusFromErrno(answer_->error, DescribeKernelError(answer_->error, answer_->message));
+  }
+  if (err < 0) return absl::UnavailableError(Cat("rtnetlink dump failed: ", nl_geterror(err)));
+  return absl::OkStatus();
+}
+
+nl_cb* RouteSocket::Callbacks() {
+  nl_cb* own = nl_socket_get_cb(sock_);  // takes a reference
+  nl_cb* cb = nl_cb_clone(own);
+  nl_cb_put(own);
+  if (cb != nullptr) nl_cb_err(cb, NL_CB_CUSTOM, &RouteSocket::OnError, this);
+  return cb;
+}
+
+int RouteSocket::OnError(sockaddr_nl* /*from*/, nlmsgerr* err, void* arg) {
+  const auto* reply = reinterpret_cast<const nlmsghdr*>(reinterpret_cast<const char*>(err) - NLMSG_HDRLEN);
+  static_cast<RouteSocket*>(arg)->answer_ = NetlinkAnswer{-err->error, ExtackMessage(reply)};
+  return NL_STOP;
+}
+
+int RouteSocket::OnAck(nl_msg* msg, void* arg) {
+  static_cast<RouteSocket*>(arg)->answer_ = NetlinkAnswer{0, ExtackMessage(nlmsg_hdr(msg))};
+  return NL_STOP;
+}
+
+}  // namespace faultline::kernel
