@@ -1,8 +1,11 @@
 // faultctl as users run it: the real binary against a real agent, checking output, exit codes and the
 // kernel state it leaves.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -84,6 +87,33 @@ TEST_F(FaultctlTest, LossWithWaitEndsWhenTheDurationEnds) {
   EXPECT_EQ(waited.exit_code, 0) << waited.output;
   EXPECT_NE(waited.output.find("cli-loss EXPIRED (duration 1s ended)"), std::string::npos) << waited.output;
   EXPECT_EQ(sandbox_->HostTcState(), clean);
+}
+
+TEST_F(FaultctlTest, CtrlCDuringWaitRevertsAndExits130) {
+  std::string clean = sandbox_->HostTcState();
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, STDOUT_FILENO);
+    dup2(null, STDERR_FILENO);
+    std::string agent = "unix:" + agent_->socket_path();
+    std::string netns = sandbox_->host_netns();
+    execl(FAULTCTL_PATH, FAULTCTL_PATH, "--agent", agent.c_str(), "inject", "partition", "--netns",
+          netns.c_str(), "--iface", Sandbox::kHostInterface, "--duration", "60s", "--id", "interrupted",
+          "--wait", nullptr);
+    _exit(127);
+  }
+  // Wait until the partition is in the kernel, then interrupt as a terminal's Ctrl-C would.
+  for (int i = 0; i < 500 && sandbox_->HostTcState() == clean; i++) usleep(10'000);
+  ASSERT_NE(sandbox_->HostTcState(), clean) << "faultctl never injected";
+  kill(pid, SIGINT);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  EXPECT_EQ(sandbox_->HostTcState(), clean);
+  Result got = Run("--json get interrupted");
+  EXPECT_NE(got.output.find("\"state\":\"STATE_REVERTED\""), std::string::npos) << got.output;
 }
 
 TEST_F(FaultctlTest, HaltRevertsEverything) {
