@@ -104,6 +104,16 @@ class Agent {
     return 0;
   }
 
+  // One unary call: the answer printed with `format` (or as JSON), or the agent's error.
+  template <typename Request, typename Response, typename Format>
+  int Call(grpc::Status (v1::Agent::Stub::*rpc)(grpc::ClientContext*, const Request&, Response*),
+           const Request& request, Format format) {
+    Response response;
+    grpc::Status status = (stub_.get()->*rpc)(Context().get(), request, &response);
+    if (!status.ok()) return Failed(status);
+    return Print(response, format(response));
+  }
+
   v1::Agent::Stub& stub() { return *stub_; }
   bool json() const { return options_.json; }
 
@@ -359,10 +369,8 @@ int main(int argc, char** argv) {
   try {
     Agent agent(options);
     if (caps->parsed()) {
-      v1::CapabilitiesResponse response;
-      grpc::Status status = agent.stub().Capabilities(agent.Context().get(), {}, &response);
-      if (!status.ok()) return agent.Failed(status);
-      return agent.Print(response, faultline::ctl::FormatCapabilities(response));
+      return agent.Call(&v1::Agent::Stub::Capabilities, v1::CapabilitiesRequest(),
+                        faultline::ctl::FormatCapabilities);
     }
     if (inject->parsed()) {
       v1::InjectRequest request;
@@ -407,37 +415,27 @@ int main(int argc, char** argv) {
           throw UsageError{Cat("--state: \"", state, "\" is not a state")};
         request.add_states(value);
       }
-      v1::ListResponse response;
-      grpc::Status status = agent.stub().List(agent.Context().get(), request, &response);
-      if (!status.ok()) return agent.Failed(status);
-      return agent.Print(response, faultline::ctl::FormatList(response));
+      return agent.Call(&v1::Agent::Stub::List, request, faultline::ctl::FormatList);
     }
     if (get->parsed()) {
       v1::GetRequest request;
       request.set_id(id);
-      v1::ExperimentStatus response;
-      grpc::Status status = agent.stub().Get(agent.Context().get(), request, &response);
-      if (!status.ok()) return agent.Failed(status);
-      return agent.Print(response, faultline::ctl::FormatStatus(response));
+      return agent.Call(&v1::Agent::Stub::Get, request, faultline::ctl::FormatStatus);
     }
     if (revert->parsed()) {
       v1::RevertRequest request;
       request.set_id(id);
       request.set_reason(reason);
-      v1::ExperimentStatus response;
-      grpc::Status status = agent.stub().Revert(agent.Context().get(), request, &response);
-      if (!status.ok()) return agent.Failed(status);
-      return agent.Print(response, faultline::ctl::FormatStatus(response));
+      return agent.Call(&v1::Agent::Stub::Revert, request, faultline::ctl::FormatStatus);
     }
     if (halt->parsed()) {
       v1::HaltRequest request;
       request.set_reason(reason);
-      v1::HaltResponse response;
-      grpc::Status status = agent.stub().Halt(agent.Context().get(), request, &response);
-      if (!status.ok()) return agent.Failed(status);
-      std::string human = Cat("halted ", response.reverted_size(), " experiment(s)\n");
-      for (const auto& status_item : response.reverted()) human += faultline::ctl::FormatStatus(status_item);
-      return agent.Print(response, human);
+      return agent.Call(&v1::Agent::Stub::Halt, request, [](const v1::HaltResponse& response) {
+        std::string human = Cat("halted ", response.reverted_size(), " experiment(s)\n");
+        for (const auto& status : response.reverted()) human += faultline::ctl::FormatStatus(status);
+        return human;
+      });
     }
     if (watch->parsed()) {
       grpc::ClientContext context;
