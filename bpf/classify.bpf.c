@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Shaping aimed at some peers (netem delay/loss, bandwidth): picks out the packets that match a
- * target, leaving the shaping itself to a classful qdisc. A packet that does not match gets
- * TC_ACT_UNSPEC, so the next fault's filter still sees it, and the qdisc's default class (unshaped)
- * takes it at the end of the chain. */
+ * target, leaving the shaping itself to a classful qdisc. A packet that does not match goes on to the
+ * next fault's filter, and the qdisc's default class (unshaped) takes it at the end of the chain. */
 #include "target.bpf.h"
 
 /* On clsact egress: gives a matching packet the fault's class as its priority. htb and prio take a
@@ -19,15 +18,17 @@ int fl_classify(struct __sk_buff *skb) {
   return TC_ACT_UNSPEC;
 }
 
-/* clsact ingress has no classes to shape in: a matching packet, its priority set to the fault's class
- * on the ifb device, goes to the egress of that ifb (bpf_redirect keeps the priority). */
+/* clsact ingress has no classes to shape in: the ifb device does. This program only selects: a
+ * matching packet gets its priority set to the fault's class on the ifb, and FL_REDIRECT_SELECT makes
+ * cls_bpf (attached without direct action) run the filter's mirred action, which redirects it to the
+ * ifb's egress. Not bpf_redirect(): before 6.4 it does not mark the packet redirected, and ifb_xmit
+ * drops packets that are not. Anything else gets FL_REDIRECT_SKIP, and the next filter sees it. */
 SEC("tc")
 int fl_redirect(struct __sk_buff *skb) {
-  if (!match(skb, 1))
-    return TC_ACT_UNSPEC;
+  if (!match(skb, 1)) return FL_REDIRECT_SKIP;
   count(FL_STAT_MATCHED);
   skb->priority = config.classid;
-  return bpf_redirect(config.redirect_ifindex, 0);
+  return FL_REDIRECT_SELECT;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* Target matching shared by the programs that act on some peers only (drop.bpf.c, classify.bpf.c):
  * the maps and config the daemon fills (layout in target_abi.h), packet parsing, and match().
- * Each program object includes it once and so gets its own maps: one instance per fault. */
+ * Each program object includes it once and so gets its own maps: one instance per fault, but for
+ * the control-plane guard's, which the daemon shares among all of them. */
 #ifndef FAULTLINE_BPF_TARGET_BPF_H
 #define FAULTLINE_BPF_TARGET_BPF_H
 
@@ -49,6 +50,16 @@ struct {
   __type(value, __u64);
   __uint(max_entries, FL_STAT_COUNT);
 } stats SEC(".maps");
+
+/* The control-plane guard (target_abi.h). The daemon replaces this map with the one it shares among
+ * all its programs (bpf_map__reuse_fd) before load; a program loaded without it gets this empty one. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __type(key, struct fl_guard_key);
+  __type(value, __u8);
+  __uint(max_entries, FL_GUARD_MAX_ENTRIES);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+} guarded SEC(".maps");
 
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
@@ -170,6 +181,19 @@ static __always_inline int peer_listed(const struct packet *p, const __u8 *addr)
   return (config.flags & FL_MATCH_ANY_PEER) || bpf_map_lookup_elem(&peers_v6, &key);
 }
 
+/* Whether `addr`:`port` (host byte order) is a guarded endpoint: the exact address and port, or the
+ * port on every address of the family. */
+static __always_inline int endpoint_guarded(const struct packet *p, const __u8 *addr, __u16 port) {
+  struct fl_guard_key key = {};
+  key.prefixlen = p->family == 4 ? FL_GUARD_PREFIX_V4 : FL_GUARD_PREFIX_V6;
+  key.family = p->family;
+  key.port[0] = port >> 8;
+  key.port[1] = port & 0xff;
+  /* An IPv4 address fills the first 4 bytes; the packet struct starts zeroed, so the rest are 0. */
+  __builtin_memcpy(key.addr, addr, 16);
+  return bpf_map_lookup_elem(&guarded, &key) != 0;
+}
+
 static __always_inline void count(__u32 stat) {
   __u64 *value = bpf_map_lookup_elem(&stats, &stat);
   if (value)
@@ -192,6 +216,12 @@ static __always_inline int match(struct __sk_buff *skb, int peer_is_source) {
   else
     return 0; /* ARP and other non-IP traffic is never faulted */
   if (parsed < 0 || p.is_ndp)
+    return 0;
+
+  /* The control channel before anything else: no fault may cut the connection that would revert it.
+   * Its packets carry a guarded endpoint as their source (from it) or destination (to it). */
+  if (p.l4proto == IPPROTO_TCP && p.has_ports &&
+      (endpoint_guarded(&p, p.src, p.sport) || endpoint_guarded(&p, p.dst, p.dport)))
     return 0;
 
   if (!(config.protocols & protocol_bit(p.l4proto)))

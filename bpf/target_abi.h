@@ -33,13 +33,36 @@ struct fl_lpm_v6 {
 };
 
 struct fl_target_config {
-  __u64 deadline_ns;      /* CLOCK_MONOTONIC; at or after it no packet matches */
-  __u64 drop_threshold;   /* drop program: drop when bpf_get_prandom_u32() < drop_threshold */
-  __u32 protocols;        /* FL_PROTO_* */
-  __u32 flags;            /* FL_MATCH_* */
-  __u32 classid;          /* fl_classify: written to skb->tc_classid (the kernel keeps its minor) */
-  __u32 redirect_ifindex; /* fl_redirect: the ifb device matching packets are sent to (its egress) */
+  __u64 deadline_ns;    /* CLOCK_MONOTONIC; at or after it no packet matches */
+  __u64 drop_threshold; /* drop program: drop when bpf_get_prandom_u32() < drop_threshold */
+  __u32 protocols;      /* FL_PROTO_* */
+  __u32 flags;          /* FL_MATCH_* */
+  __u32 classid;        /* fl_classify, fl_redirect: written to skb->priority (MAJOR:MINOR of a class) */
 };
+
+/* fl_redirect's return values. It runs in a cls_bpf filter without direct action, where 0 means "not
+ * this filter's packet" (the next filter runs) and any other value runs the filter's actions: the
+ * mirred redirect to the ifb (cls_bpf_classify, net/sched/cls_bpf.c). */
+#define FL_REDIRECT_SKIP 0
+#define FL_REDIRECT_SELECT 1
+
+/* The control-plane guard: TCP endpoints whose packets no program matches, so that an experiment
+ * never cuts the connection that would revert it (the agent's listeners, its connected controllers).
+ * One LPM trie, created by the daemon and shared by every program it loads. The key's data is the
+ * family, the port and the address, in that order, so an entry for a port on every address of a
+ * family is the same key cut after the port. */
+struct fl_guard_key {
+  __u32 prefixlen; /* bits of family, port and address that must match */
+  __u8 family;     /* 4 or 6 */
+  __u8 port[2];    /* network byte order */
+  __u8 addr[16];   /* IPv4: the first 4 bytes, the rest 0 */
+  __u8 unused;     /* 0: makes the key's size (24) explicit */
+};
+
+#define FL_GUARD_PREFIX_EVERY_ADDRESS 24 /* family and port */
+#define FL_GUARD_PREFIX_V4 (24 + 32)
+#define FL_GUARD_PREFIX_V6 (24 + 128)
+#define FL_GUARD_MAX_ENTRIES 1024
 
 enum fl_stat {
   FL_STAT_MATCHED = 0, /* every program: packets that matched the target */

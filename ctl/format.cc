@@ -28,30 +28,6 @@ std::string Pad(const std::string& text, size_t width) {
   return text.size() >= width ? text + " " : text + std::string(width - text.size(), ' ');
 }
 
-// "partition egress 198.18.0.2/32 on veth0" for a fault of the spec.
-std::string DescribeFault(const v1::Fault& fault) {
-  std::string text = api::FaultKindName(fault);
-  if (fault.has_loss()) text += Cat(" ", fault.loss().percent(), "%");
-  if (!fault.has_target()) return text;
-  const v1::Target& target = fault.target();
-  std::string direction = v1::Direction_Name(target.direction());
-  text +=
-      " " + (target.direction() == v1::DIRECTION_UNSPECIFIED ? std::string("both") : direction.substr(10));
-  for (const auto& peer : target.peers()) text += " " + peer;
-  if (target.peers().empty()) text += " all-peers";
-  for (const auto& peer : target.excluded_peers()) text += " !" + peer;
-  for (const auto& range : target.ports()) {
-    text += range.last() > range.first() ? Cat(" port ", range.first(), "-", range.last())
-                                         : Cat(" port ", range.first());
-  }
-  if (target.protocol() > v1::PROTOCOL_ALL) text += " " + v1::Protocol_Name(target.protocol()).substr(9);
-  text += " on " + target.interface();
-  if (target.has_netns_path()) text += " in " + target.netns_path();
-  if (target.has_pid()) text += Cat(" in pid ", target.pid());
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return text;
-}
-
 }  // namespace
 
 // Compact: one document per line, so streams (watch, inject --wait) read as JSON lines.
@@ -69,6 +45,13 @@ std::string FormatCapabilities(const v1::CapabilitiesResponse& caps) {
   std::ostringstream out;
   out << "agent " << caps.agent_version() << " on kernel " << caps.kernel_release() << "\n";
   out << "max duration " << api::FormatDuration(caps.max_duration()) << "\n";
+  if (caps.max_experiments() > 0) out << "max experiments " << caps.max_experiments() << "\n";
+  if (caps.guarded_endpoints_size() > 0) {
+    out << "never faulted (control plane):";
+    for (int i = 0; i < caps.guarded_endpoints_size(); i++)
+      out << (i ? ", " : " ") << caps.guarded_endpoints(i);
+    out << "\n";
+  }
   out << "faults:";
   for (int i = 0; i < caps.implemented_faults_size(); i++)
     out << (i ? ", " : " ") << caps.implemented_faults(i);
@@ -97,7 +80,7 @@ std::string FormatStatus(const v1::ExperimentStatus& status) {
   // Once an experiment has ended, its kernel objects are gone; they are listed as a record.
   const char* gone = status.has_ended_at() ? " (removed)" : "";
   for (int i = 0; i < experiment.faults_size(); i++) {
-    out << "  fault " << i << ": " << DescribeFault(experiment.faults(i)) << "\n";
+    out << "  fault " << i << ": " << api::DescribeFault(experiment.faults(i)) << "\n";
     for (const auto& applied : status.faults()) {
       if (applied.index() != static_cast<uint32_t>(i)) continue;
       out << "    packets matched " << applied.packets_matched() << ", dropped " << applied.packets_dropped()
@@ -114,7 +97,7 @@ std::string FormatList(const v1::ListResponse& list) {
   for (const auto& status : list.experiments()) {
     std::string faults;
     for (const auto& fault : status.experiment().faults()) {
-      faults += (faults.empty() ? "" : ", ") + DescribeFault(fault);
+      faults += (faults.empty() ? "" : ", ") + api::DescribeFault(fault);
     }
     out << Pad(status.experiment().id(), 24) << Pad(StateName(status.state()), 10)
         << Pad(Time(status.expires_at()), 22) << faults << "\n";

@@ -30,6 +30,7 @@ constexpr int kExitInterrupted = 130;  // as a shell reports a command ended by 
 
 struct Options {
   std::string agent;
+  faultline::api::TlsFiles tls;
   bool json = false;
   std::string timeout = "30s";
 };
@@ -56,6 +57,8 @@ struct InjectFlags {
   std::string percent;
   std::string correlation = "0";
   std::string model = "ebpf";
+  double ge_p = 0, ge_r = 0, ge_h = 0, ge_k = 0;  // --model gilbert-elliott
+  uint32_t gap = 0;                               // reorder
   std::string latency;
   std::string jitter = "0s";
   std::string distribution = "uniform";
@@ -76,7 +79,9 @@ class Agent {
  public:
   explicit Agent(const Options& options) : options_(options) {
     address_ = faultline::ctl::ResolveAgentAddress(options.agent);
-    stub_ = faultline::ctl::ConnectAgent(address_);
+    auto stub = faultline::ctl::ConnectAgent(address_, options.tls);
+    if (!stub.ok()) throw UsageError{std::string(stub.status().message())};
+    stub_ = *std::move(stub);
     auto timeout = faultline::api::ParseDuration(options.timeout);
     if (!timeout.ok()) throw UsageError{Cat("--timeout: ", timeout.status().message())};
     timeout_ = std::chrono::seconds(timeout->seconds()) + std::chrono::nanoseconds(timeout->nanos());
@@ -145,6 +150,20 @@ T OrUsage(absl::StatusOr<T> value, const std::string& flag) {
   return *std::move(value);
 }
 
+v1::Target BuildTarget(const TargetFlags& flags) {
+  v1::Target target;
+  if (!flags.netns.empty()) target.set_netns_path(flags.netns);
+  if (flags.pid != 0) target.set_pid(flags.pid);
+  target.set_interface(flags.interface);
+  target.set_direction(ParseDirection(flags.direction));
+  target.set_protocol(ParseProtocol(flags.protocol));
+  for (const auto& peer : flags.peers) target.add_peers(peer);
+  for (const auto& peer : flags.excluded) target.add_excluded_peers(peer);
+  for (const auto& port : flags.ports)
+    *target.add_ports() = OrUsage(faultline::api::ParsePortRange(port), "--port");
+  return target;
+}
+
 v1::Experiment BuildExperiment(const InjectFlags& flags, const std::string& kind) {
   v1::Experiment experiment;
   experiment.set_id(flags.id);
@@ -160,7 +179,11 @@ v1::Experiment BuildExperiment(const InjectFlags& flags, const std::string& kind
     (*experiment.mutable_labels())[label.substr(0, equals)] = label.substr(equals + 1);
   }
   v1::Fault* fault = experiment.add_faults();
-  auto percent = [&] { return OrUsage(faultline::api::ParsePercent(flags.percent), "--percent"); };
+  *fault->mutable_target() = BuildTarget(flags.target);
+  auto percent = [&] {
+    if (flags.percent.empty()) throw UsageError{"--percent: required, e.g. --percent 10"};
+    return OrUsage(faultline::api::ParsePercent(flags.percent), "--percent");
+  };
   auto correlation = [&] {
     return OrUsage(faultline::api::ParsePercent(flags.correlation), "--correlation");
   };
@@ -168,17 +191,27 @@ v1::Experiment BuildExperiment(const InjectFlags& flags, const std::string& kind
     fault->mutable_partition();
   } else if (kind == "loss") {
     v1::Loss* loss = fault->mutable_loss();
-    loss->set_percent(percent());
-    loss->set_correlation(correlation());
-    if (flags.model != "ebpf" && flags.model != "netem") {
-      throw UsageError{Cat("--model: \"", flags.model, "\" is not ebpf or netem")};
+    if (flags.model == "gilbert-elliott") {
+      loss->set_model(v1::Loss::MODEL_GILBERT_ELLIOTT);
+      v1::Loss::GilbertElliott* ge = loss->mutable_gilbert_elliott();
+      ge->set_p(flags.ge_p);
+      ge->set_r(flags.ge_r);
+      ge->set_h(flags.ge_h);
+      ge->set_k(flags.ge_k);
+    } else if (flags.model == "ebpf" || flags.model == "netem") {
+      loss->set_model(flags.model == "ebpf" ? v1::Loss::MODEL_EBPF : v1::Loss::MODEL_NETEM_RANDOM);
+      loss->set_percent(percent());
+      loss->set_correlation(correlation());
+    } else {
+      throw UsageError{Cat("--model: \"", flags.model, "\" is not ebpf, netem or gilbert-elliott")};
     }
-    loss->set_model(flags.model == "ebpf" ? v1::Loss::MODEL_EBPF : v1::Loss::MODEL_NETEM_RANDOM);
-  } else if (kind == "delay") {
+  } else if (kind == "delay" || kind == "reorder") {
+    // netem reorders by sending some packets at once while it delays the rest: reorder needs a delay
+    // of the same packets, so `inject reorder` sends both.
     v1::Delay* delay = fault->mutable_delay();
     *delay->mutable_latency() = OrUsage(faultline::api::ParseDuration(flags.latency), "--latency");
     *delay->mutable_jitter() = OrUsage(faultline::api::ParseDuration(flags.jitter), "--jitter");
-    delay->set_correlation(correlation());
+    if (kind == "delay") delay->set_correlation(correlation());
     std::string name = "DISTRIBUTION_";
     for (char c : flags.distribution) name += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     v1::Delay::Distribution distribution;
@@ -188,6 +221,13 @@ v1::Experiment BuildExperiment(const InjectFlags& flags, const std::string& kind
     }
     delay->set_distribution(distribution);
     delay->set_keep_order(flags.keep_order);
+    if (kind == "reorder") {
+      v1::Fault* reorder = experiment.add_faults();
+      *reorder->mutable_target() = fault->target();
+      reorder->mutable_reorder()->set_percent(percent());
+      reorder->mutable_reorder()->set_correlation(correlation());
+      reorder->mutable_reorder()->set_gap(flags.gap);
+    }
   } else if (kind == "duplicate") {
     fault->mutable_duplicate()->set_percent(percent());
     fault->mutable_duplicate()->set_correlation(correlation());
@@ -211,17 +251,6 @@ v1::Experiment BuildExperiment(const InjectFlags& flags, const std::string& kind
     bandwidth->set_shaper(flags.shaper == "tbf"   ? v1::Bandwidth::SHAPER_TBF
                           : flags.shaper == "htb" ? v1::Bandwidth::SHAPER_HTB
                                                   : v1::Bandwidth::SHAPER_NETEM);
-  }
-  v1::Target* target = fault->mutable_target();
-  if (!flags.target.netns.empty()) target->set_netns_path(flags.target.netns);
-  if (flags.target.pid != 0) target->set_pid(flags.target.pid);
-  target->set_interface(flags.target.interface);
-  target->set_direction(ParseDirection(flags.target.direction));
-  target->set_protocol(ParseProtocol(flags.target.protocol));
-  for (const auto& peer : flags.target.peers) target->add_peers(peer);
-  for (const auto& peer : flags.target.excluded) target->add_excluded_peers(peer);
-  for (const auto& port : flags.target.ports) {
-    *target->add_ports() = OrUsage(faultline::api::ParsePortRange(port), "--port");
   }
   // The agent checks again; checking here gives the same message without a round trip.
   if (absl::Status s = faultline::api::ValidateExperiment(experiment, {}); !s.ok()) {
@@ -284,19 +313,28 @@ void AddTargetFlags(CLI::App* command, TargetFlags& flags) {
 void AddInjectCommand(CLI::App* inject, const std::string& kind, const std::string& what, InjectFlags& flags,
                       std::string& chosen) {
   CLI::App* command = inject->add_subcommand(kind, what);
-  if (kind == "loss" || kind == "duplicate" || kind == "corrupt") {
-    command->add_option("--percent", flags.percent, "share of packets, 0-100")->required();
+  if (kind == "loss" || kind == "duplicate" || kind == "corrupt" || kind == "reorder") {
+    command->add_option("--percent", flags.percent, "share of packets, 0-100");
     command->add_option("--correlation", flags.correlation, "percent of the previous draw kept (netem)");
   }
-  if (kind == "loss") command->add_option("--model", flags.model, "ebpf or netem")->capture_default_str();
-  if (kind == "delay") {
+  if (kind == "loss") {
+    command->add_option("--model", flags.model, "ebpf, netem or gilbert-elliott")->capture_default_str();
+    command->add_option("--p", flags.ge_p, "gilbert-elliott: percent chance of going from good to bad");
+    command->add_option("--r", flags.ge_r, "gilbert-elliott: percent chance of going from bad to good");
+    command->add_option("--h", flags.ge_h, "gilbert-elliott: percent of packets kept in the bad state");
+    command->add_option("--k", flags.ge_k, "gilbert-elliott: percent of packets lost in the good state");
+  }
+  if (kind == "delay" || kind == "reorder") {
     command->add_option("--latency", flags.latency, "added delay, e.g. 50ms")->required();
     command->add_option("--jitter", flags.jitter, "spread around the latency, e.g. 10ms");
-    command->add_option("--correlation", flags.correlation, "percent of the previous delay kept");
     command->add_option("--distribution", flags.distribution, "uniform, normal, pareto or paretonormal")
         ->capture_default_str();
+  }
+  if (kind == "delay") {
+    command->add_option("--correlation", flags.correlation, "percent of the previous delay kept");
     command->add_flag("--keep-order", flags.keep_order, "never reorder packets under jitter");
   }
+  if (kind == "reorder") command->add_option("--gap", flags.gap, "send every Nth packet at once (netem gap)");
   if (kind == "bandwidth") {
     command->add_option("--rate", flags.rate, "e.g. 10mbit, 1gbit, 500kbps")->required();
     command->add_option("--burst", flags.burst, "bucket size, e.g. 32k (default: 10 ms at the rate)");
@@ -323,6 +361,11 @@ int main(int argc, char** argv) {
   app.add_option("--agent", options.agent,
                  "unix:PATH or HOST:PORT (default: $FAULTLINE_AGENT, else "
                  "unix:/run/faultline/faultlined.sock)");
+  app.add_option("--tls-cert", options.tls.cert, "client certificate (PEM) for an agent's --listen")
+      ->envname("FAULTLINE_TLS_CERT");
+  app.add_option("--tls-key", options.tls.key, "its private key (PEM)")->envname("FAULTLINE_TLS_KEY");
+  app.add_option("--ca", options.tls.ca, "CA certificate(s) (PEM) that sign the agents' certificates")
+      ->envname("FAULTLINE_CA");
   app.add_flag("--json", options.json, "print machine-readable JSON");
   app.add_option("--timeout", options.timeout, "how long to wait for the agent")->capture_default_str();
 
@@ -337,6 +380,8 @@ int main(int argc, char** argv) {
   AddInjectCommand(inject, "duplicate", "duplicate a share of matching packets (netem)", inject_flags,
                    inject_kind);
   AddInjectCommand(inject, "corrupt", "corrupt a share of matching packets (netem)", inject_flags,
+                   inject_kind);
+  AddInjectCommand(inject, "reorder", "send a share of packets ahead of delayed ones (netem)", inject_flags,
                    inject_kind);
   AddInjectCommand(inject, "bandwidth", "limit the rate of matching packets", inject_flags, inject_kind);
   CLI::App* list = app.add_subcommand("list", "experiments the agent knows");

@@ -1,5 +1,6 @@
 #include "experiment_manager.h"
 
+#include <absl/cleanup/cleanup.h>
 #include <google/protobuf/util/message_differencer.h>
 #include <google/protobuf/util/time_util.h>
 
@@ -31,6 +32,13 @@ std::string GenerateId() {
 std::chrono::nanoseconds ToNanos(const google::protobuf::Duration& d) {
   return std::chrono::seconds(d.seconds()) + std::chrono::nanoseconds(d.nanos());
 }
+
+bool Ended(ExperimentState state) {
+  return state == v1::STATE_REVERTED || state == v1::STATE_FAILED || state == v1::STATE_EXPIRED ||
+         state == v1::STATE_ABORTED;
+}
+
+double Seconds(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 // Undoes faults last-applied first, as a stack of kernel changes must be unwound.
 void Unwind(std::vector<std::unique_ptr<faults::ActiveFault>>& faults) {
@@ -66,8 +74,9 @@ void Subscription::Close() {
   ready_.notify_all();
 }
 
-ExperimentManager::ExperimentManager(faults::FaultDrivers& drivers, api::Limits limits)
-    : drivers_(drivers), limits_(std::move(limits)), timer_([this] { TimerLoop(); }) {}
+ExperimentManager::ExperimentManager(faults::FaultDrivers& drivers, api::Limits limits,
+                                     metrics::AgentMetrics* metrics)
+    : drivers_(drivers), limits_(std::move(limits)), metrics_(metrics), timer_([this] { TimerLoop(); }) {}
 
 ExperimentManager::~ExperimentManager() {
   {
@@ -81,6 +90,7 @@ ExperimentManager::~ExperimentManager() {
 
 absl::StatusOr<v1::InjectResponse> ExperimentManager::Inject(Experiment experiment,
                                                              const std::string& client) {
+  const Clock::time_point called = Clock::now();
   if (experiment.id().empty()) experiment.set_id(GenerateId());
   for (int i = 0; i < experiment.faults_size(); i++) {
     if (absl::Status s = drivers_.Supports(experiment.faults(i)); !s.ok()) {
@@ -104,42 +114,66 @@ absl::StatusOr<v1::InjectResponse> ExperimentManager::Inject(Experiment experime
       response.set_created(false);
       return response;
     }
+    if (limits_.max_experiments > 0) {
+      int unfinished =
+          static_cast<int>(std::count_if(records_.begin(), records_.end(), [](const auto& entry) {
+            return !Ended(entry.second.status.state());
+          }));
+      if (unfinished >= limits_.max_experiments) {
+        return absl::ResourceExhaustedError(
+            Cat("experiment ", id, ": the agent already has ", unfinished,
+                " experiments that have not ended, its limit (--max-experiments ", limits_.max_experiments,
+                "); revert one or wait for one to end"));
+      }
+    }
     Record& record = records_[id];
     *record.status.mutable_experiment() = experiment;
     record.status.set_client(client);
     *record.status.mutable_created_at() = TimeUtil::GetCurrentTime();
     SetState(record, v1::STATE_PENDING, "accepted");
   }
+  absl::Cleanup observe_latency = [&] {
+    if (metrics_ != nullptr) metrics_->inject_seconds.Observe(Seconds(Clock::now() - called));
+  };
 
+  // Waits here while other experiments are applied: a revert or halt meanwhile is left in pending_end.
   std::lock_guard apply_lock(apply_mutex_);
-  const auto duration = ToNanos(experiment.duration());
-  const Clock::time_point start = Clock::now();
-  {
-    std::lock_guard lock(mutex_);
-    Record& record = records_.at(id);
-    record.expires_at = start + std::chrono::duration_cast<Clock::duration>(duration);
-    *record.status.mutable_expires_at() =
-        TimeUtil::GetCurrentTime() + TimeUtil::NanosecondsToDuration(duration.count());
-    SetState(record, v1::STATE_APPLYING, Cat("applying ", experiment.faults_size(), " fault(s)"));
-  }
-  // steady_clock is CLOCK_MONOTONIC, the clock bpf_ktime_get_ns() reads: programs and timer agree.
-  faults::ApplyContext context;
-  context.deadline_ns = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>((start + duration).time_since_epoch()).count());
-
+  // Under apply_mutex_, so no other experiment is applied between this check and this one's apply.
+  std::vector<faults::PlacedFault> placed = faults::Place(experiment);
+  absl::Status failure = faults::CheckComposition(placed, ActivePlacements());
   Faults applied;
-  absl::Status failure;
-  context.experiment = &experiment;
-  for (int i = 0; i < experiment.faults_size(); i++) {
-    context.index = i;
-    auto active = drivers_.Apply(experiment.faults(i), context);
-    if (!active.ok()) {
-      failure = absl::Status(active.status().code(),
-                             Cat("faults[", i, "] (", api::FaultKindName(experiment.faults(i)),
-                                 "): ", active.status().message()));
-      break;
+  if (failure.ok()) {
+    const auto duration = ToNanos(experiment.duration());
+    const Clock::time_point start = Clock::now();
+    {
+      std::lock_guard lock(mutex_);
+      Record& record = records_.at(id);
+      record.expires_at = start + std::chrono::duration_cast<Clock::duration>(duration);
+      *record.status.mutable_expires_at() =
+          TimeUtil::GetCurrentTime() + TimeUtil::NanosecondsToDuration(duration.count());
+      SetState(record, v1::STATE_APPLYING, Cat("applying ", experiment.faults_size(), " fault(s)"));
     }
-    applied.push_back(std::move(*active));
+    // steady_clock is CLOCK_MONOTONIC, the clock bpf_ktime_get_ns() reads: programs and timer agree.
+    faults::ApplyContext context;
+    context.deadline_ns = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>((start + duration).time_since_epoch()).count());
+    context.experiment = &experiment;
+    for (int i = 0; i < experiment.faults_size(); i++) {
+      {
+        // A halt must not wait for the rest of a long apply: what is applied so far is undone below.
+        std::lock_guard lock(mutex_);
+        if (records_.at(id).pending_end) break;
+      }
+      context.index = i;
+      auto active = drivers_.Apply(experiment.faults(i), context);
+      if (!active.ok()) {
+        failure = absl::Status(active.status().code(),
+                               Cat("faults[", i, "] (", api::FaultKindName(experiment.faults(i)),
+                                   "): ", active.status().message()));
+        break;
+      }
+      applied.push_back(std::move(*active));
+    }
   }
   if (!failure.ok()) {
     Unwind(applied);
@@ -155,22 +189,24 @@ absl::StatusOr<v1::InjectResponse> ExperimentManager::Inject(Experiment experime
   std::unique_lock lock(mutex_);
   Record& record = records_.at(id);
   record.faults = std::move(applied);
-  if (experiment.has_lease()) {
-    record.lease_expires_at =
-        Clock::now() + std::chrono::duration_cast<Clock::duration>(ToNanos(experiment.lease().ttl()));
-    *record.status.mutable_lease_expires_at() = TimeUtil::GetCurrentTime() + experiment.lease().ttl();
-  }
-  SetState(record, v1::STATE_ACTIVE, Cat("active for ", api::FormatDuration(experiment.duration())));
+  record.placed = std::move(placed);
   v1::InjectResponse response;
   response.set_created(true);
   if (record.pending_end) {
-    // A revert or halt arrived while the faults were being applied: it must not be lost.
+    // A revert or halt arrived while the experiment waited or was being applied: it never becomes
+    // active, and the faults it got (all, some, or none) are undone now.
     auto [state, reason] = *record.pending_end;
     Faults faults = BeginRevert(record, reason);
     lock.unlock();
     *response.mutable_status() = FinishRevert(id, std::move(faults), state, reason, client);
     return response;
   }
+  if (experiment.has_lease()) {
+    record.lease_expires_at =
+        Clock::now() + std::chrono::duration_cast<Clock::duration>(ToNanos(experiment.lease().ttl()));
+    *record.status.mutable_lease_expires_at() = TimeUtil::GetCurrentTime() + experiment.lease().ttl();
+  }
+  SetState(record, v1::STATE_ACTIVE, Cat("active for ", api::FormatDuration(experiment.duration())));
   *response.mutable_status() = Snapshot(record);
   lock.unlock();
   timer_wake_.notify_all();
@@ -213,13 +249,17 @@ absl::StatusOr<ExperimentStatus> ExperimentManager::Revert(const std::string& id
 }
 
 v1::HaltResponse ExperimentManager::Halt(const std::string& reason, const std::string& client) {
+  // Never waits for apply_mutex_: an experiment being applied (or waiting to be) is only marked, and
+  // its Inject undoes it once the fault in progress is applied. The response lists it as it is now.
   std::vector<std::pair<std::string, Faults>> halted;
+  std::vector<ExperimentStatus> marked;
   {
     std::lock_guard lock(mutex_);
     for (auto& [id, record] : records_) {
       if (record.status.state() == v1::STATE_ACTIVE) halted.emplace_back(id, BeginRevert(record, reason));
       if (record.status.state() == v1::STATE_PENDING || record.status.state() == v1::STATE_APPLYING) {
         record.pending_end = {v1::STATE_ABORTED, reason};
+        marked.push_back(Snapshot(record));
       }
     }
   }
@@ -227,6 +267,7 @@ v1::HaltResponse ExperimentManager::Halt(const std::string& reason, const std::s
   for (auto& [id, faults] : halted) {
     *response.add_reverted() = FinishRevert(id, std::move(faults), v1::STATE_ABORTED, reason, client);
   }
+  for (auto& status : marked) *response.add_reverted() = std::move(status);
   return response;
 }
 
@@ -248,6 +289,19 @@ absl::StatusOr<v1::RenewLeaseResponse> ExperimentManager::RenewLease(const std::
   v1::RenewLeaseResponse response;
   *response.mutable_lease_expires_at() = record.status.lease_expires_at();
   return response;
+}
+
+ExperimentManager::Census ExperimentManager::TakeCensus() const {
+  std::lock_guard lock(mutex_);
+  Census census;
+  for (const auto& [id, record] : records_) {
+    census.experiments[record.status.state()]++;
+    if (record.status.state() != v1::STATE_ACTIVE) continue;
+    for (size_t i = 0; i < record.faults.size(); i++) {
+      census.active_faults[api::FaultKindName(record.status.experiment().faults(static_cast<int>(i)))]++;
+    }
+  }
+  return census;
 }
 
 std::shared_ptr<Subscription> ExperimentManager::Subscribe(const std::string& id) {
@@ -311,6 +365,7 @@ ExperimentStatus ExperimentManager::Snapshot(const Record& record) const {
 ExperimentManager::Faults ExperimentManager::BeginRevert(Record& record, const std::string& reason) {
   // Keep the last counters and objects, so Get after the revert still shows what the fault did.
   *record.status.mutable_faults() = Snapshot(record).faults();
+  record.placed.clear();
   SetState(record, v1::STATE_REVERTING, reason);
   return std::move(record.faults);
 }
@@ -318,7 +373,9 @@ ExperimentManager::Faults ExperimentManager::BeginRevert(Record& record, const s
 ExperimentStatus ExperimentManager::FinishRevert(const std::string& id, Faults faults,
                                                  ExperimentState final_state, const std::string& reason,
                                                  const std::string& client) {
+  const Clock::time_point started = Clock::now();
   Unwind(faults);
+  if (metrics_ != nullptr) metrics_->revert_seconds.Observe(Seconds(Clock::now() - started));
   std::lock_guard lock(mutex_);
   Record& record = records_.at(id);
   record.faults.clear();
@@ -336,6 +393,16 @@ void ExperimentManager::ForgetOldest() {
     records_.erase(ended_order_.front());
     ended_order_.pop_front();
   }
+}
+
+std::vector<faults::PlacedFault> ExperimentManager::ActivePlacements() const {
+  std::lock_guard lock(mutex_);
+  std::vector<faults::PlacedFault> placed;
+  for (const auto& [id, record] : records_) {
+    if (record.status.state() == v1::STATE_ACTIVE)
+      placed.insert(placed.end(), record.placed.begin(), record.placed.end());
+  }
+  return placed;
 }
 
 void ExperimentManager::TimerLoop() {
@@ -366,6 +433,7 @@ void ExperimentManager::TimerLoop() {
       } else if (record.lease_expires_at <= now) {
         std::string reason = Cat("lease lost: not renewed within ",
                                  api::FormatDuration(record.status.experiment().lease().ttl()));
+        if (metrics_ != nullptr) metrics_->lease_losses.Increment();
         due.push_back({id, BeginRevert(record, reason), v1::STATE_ABORTED, reason});
       }
     }

@@ -16,7 +16,9 @@
 #include "absl/status/statusor.h"
 #include "faultline/api/validate.h"
 #include "faultline/v1/agent.pb.h"
+#include "faults/composition.h"
 #include "faults/drivers.h"
+#include "metrics.h"
 
 namespace faultline {
 
@@ -42,13 +44,17 @@ class Subscription {
 
 class ExperimentManager {
  public:
-  ExperimentManager(faults::FaultDrivers& drivers, api::Limits limits);
+  // `metrics`, when given, is told of injects, reverts and lost leases. Not owned.
+  ExperimentManager(faults::FaultDrivers& drivers, api::Limits limits,
+                    metrics::AgentMetrics* metrics = nullptr);
   // Stops the timer. Experiments still active are left to their BPF deadlines: call Halt first.
   ~ExperimentManager();
   ExperimentManager(const ExperimentManager&) = delete;
   ExperimentManager& operator=(const ExperimentManager&) = delete;
 
   // `experiment` must be valid (api::ValidateExperiment). Returns the status and whether it was new.
+  // RESOURCE_EXHAUSTED when limits.max_experiments have not ended. A revert or halt that arrives
+  // meanwhile stops the apply after the fault being applied and undoes what was applied.
   absl::StatusOr<faultline::v1::InjectResponse> Inject(faultline::v1::Experiment experiment,
                                                        const std::string& client);
   absl::StatusOr<faultline::v1::ExperimentStatus> Get(const std::string& id) const;
@@ -57,6 +63,13 @@ class ExperimentManager {
                                                          const std::string& client);
   faultline::v1::HaltResponse Halt(const std::string& reason, const std::string& client);
   absl::StatusOr<faultline::v1::RenewLeaseResponse> RenewLease(const std::string& id);
+
+  // How many experiments are in each state, and how many faults of each kind the active ones have.
+  struct Census {
+    std::map<faultline::v1::ExperimentState, int> experiments;
+    std::map<std::string, int> active_faults;
+  };
+  Census TakeCensus() const;
 
   // Registers a watcher; the current state of the selected experiments is queued first.
   std::shared_ptr<Subscription> Subscribe(const std::string& id);
@@ -68,6 +81,7 @@ class ExperimentManager {
   struct Record {
     faultline::v1::ExperimentStatus status;
     std::vector<std::unique_ptr<faults::ActiveFault>> faults;
+    std::vector<faults::PlacedFault> placed;  // where its network faults act, for CheckComposition
     Clock::time_point expires_at;
     Clock::time_point lease_expires_at = Clock::time_point::max();
     // A revert or halt that arrived while the experiment was being applied.
@@ -80,6 +94,8 @@ class ExperimentManager {
   faultline::v1::ExperimentStatus Snapshot(const Record& record) const;
   Faults BeginRevert(Record& record, const std::string& reason);
   void ForgetOldest();
+  // The placed faults of every active experiment, which a new one must compose with.
+  std::vector<faults::PlacedFault> ActivePlacements() const;
 
   // Undoes `faults` outside the lock, then records the final state.
   faultline::v1::ExperimentStatus FinishRevert(const std::string& id, Faults faults,
@@ -89,6 +105,7 @@ class ExperimentManager {
 
   faults::FaultDrivers& drivers_;
   const api::Limits limits_;
+  metrics::AgentMetrics* const metrics_;
 
   mutable std::mutex mutex_;
   std::condition_variable timer_wake_;

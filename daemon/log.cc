@@ -24,6 +24,8 @@ const char* LevelName(Level level) {
   return "info";
 }
 
+}  // namespace
+
 std::string Timestamp() {
   auto now = std::chrono::system_clock::now();
   std::time_t seconds = std::chrono::system_clock::to_time_t(now);
@@ -35,8 +37,6 @@ std::string Timestamp() {
   std::snprintf(buffer + n, sizeof(buffer) - n, ".%03dZ", static_cast<int>(millis));
   return buffer;
 }
-
-}  // namespace
 
 std::string JsonQuote(std::string_view text) {
   std::string out = "\"";

@@ -44,4 +44,7 @@ void SetMinimumLevel(Level level);
 // A JSON string literal for `text`, quotes included.
 std::string JsonQuote(std::string_view text);
 
+// The current time as every line carries it: "2026-11-26T07:15:35.689Z" (UTC, milliseconds).
+std::string Timestamp();
+
 }  // namespace faultline::log

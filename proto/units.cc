@@ -236,4 +236,41 @@ std::string FormatCidr(const Cidr& cidr) {
   return Cat(buffer, "/", cidr.prefix_length);
 }
 
+absl::StatusOr<HostPort> ParseHostPort(std::string_view text) {
+  HostPort endpoint;
+  size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) return Invalid(text, "HOST:PORT", "the port is missing");
+  std::string_view host = text.substr(0, colon);
+  std::string_view port = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+    in6_addr scratch{};
+    if (inet_pton(AF_INET6, std::string(host).c_str(), &scratch) != 1) {
+      return Invalid(text, "HOST:PORT", Cat("\"", host, "\" is not an IPv6 address"));
+    }
+  } else if (host.find(':') != std::string_view::npos) {
+    return Invalid(text, "HOST:PORT", "write an IPv6 address in brackets: [::1]:7443");
+  }
+  if (host.empty()) return Invalid(text, "HOST:PORT", "the host is missing");
+  unsigned number = 0;
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+  if (port.empty() || !std::isdigit(static_cast<unsigned char>(port.front())) || ec != std::errc() ||
+      ptr != port.data() + port.size() || number > 65535) {
+    return Invalid(text, "HOST:PORT", Cat("\"", port, "\" is not a port (0-65535)"));
+  }
+  endpoint.host = std::string(host);
+  endpoint.port = static_cast<uint16_t>(number);
+  return endpoint;
+}
+
+bool IsLoopbackHost(std::string_view host) {
+  if (host == "localhost") return true;
+  if (host.find('/') != std::string_view::npos) return false;  // a CIDR is not a host
+  auto address = ParseCidr(host);
+  if (!address.ok() || address->prefix_length != (address->family == 4 ? 32 : 128)) return false;
+  if (address->family == 4) return address->address[0] == 127;
+  static constexpr std::array<uint8_t, 16> kLoopback6 = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  return address->address == kLoopback6;
+}
+
 }  // namespace faultline::api

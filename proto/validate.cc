@@ -253,6 +253,53 @@ std::string FaultKindName(const Fault& fault) {
   return field ? field->name() : "unset";
 }
 
+std::string DescribeFault(const Fault& fault) {
+  std::string text = FaultKindName(fault);
+  if (fault.has_loss()) {
+    const v1::Loss& loss = fault.loss();
+    text +=
+        loss.model() == v1::Loss::MODEL_GILBERT_ELLIOTT
+            ? Cat(" gilbert-elliott p ", loss.gilbert_elliott().p(), "% r ", loss.gilbert_elliott().r(), "%")
+            : Cat(" ", loss.percent(), "%", loss.model() == v1::Loss::MODEL_NETEM_RANDOM ? " netem" : "");
+  }
+  if (fault.has_delay()) {
+    text += " " + FormatDuration(fault.delay().latency());
+    if (fault.delay().has_jitter()) text += "±" + FormatDuration(fault.delay().jitter());
+  }
+  if (fault.has_duplicate()) text += Cat(" ", fault.duplicate().percent(), "%");
+  if (fault.has_corrupt()) text += Cat(" ", fault.corrupt().percent(), "%");
+  if (fault.has_reorder()) text += Cat(" ", fault.reorder().percent(), "%");
+  if (fault.has_bandwidth()) {
+    uint64_t rate = fault.bandwidth().rate_bits_per_second();
+    text += rate % 1'000'000 == 0 ? Cat(" ", rate / 1'000'000, "mbit") : Cat(" ", rate / 1000, "kbit");
+  }
+  if (!fault.has_target()) return text;
+  const v1::Target& target = fault.target();
+  // Unvalidated requests are described too (the audit log records refused ones): an unknown enum value
+  // has no name, so it is shown as a number.
+  auto name = [](const std::string& full, size_t prefix, int value) {
+    return full.size() > prefix ? full.substr(prefix) : Cat(value);
+  };
+  text += " " + (target.direction() == v1::DIRECTION_UNSPECIFIED
+                     ? std::string("both")
+                     : name(v1::Direction_Name(target.direction()), 10, target.direction()));
+  for (const auto& peer : target.peers()) text += " " + peer;
+  if (target.peers().empty()) text += " all-peers";
+  for (const auto& peer : target.excluded_peers()) text += " !" + peer;
+  for (const auto& range : target.ports()) {
+    text += range.last() > range.first() ? Cat(" port ", range.first(), "-", range.last())
+                                         : Cat(" port ", range.first());
+  }
+  if (target.protocol() > v1::PROTOCOL_ALL) {
+    text += " " + name(v1::Protocol_Name(target.protocol()), 9, target.protocol());
+  }
+  text += " on " + target.interface();
+  if (target.has_netns_path()) text += " in " + target.netns_path();
+  if (target.has_pid()) text += Cat(" in pid ", target.pid());
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
 absl::Status ValidateExperiment(const Experiment& experiment, const Limits& limits) {
   if (!experiment.id().empty() && !ValidName(experiment.id(), 64, "._-")) {
     return Error(

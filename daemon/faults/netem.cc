@@ -2,6 +2,7 @@
 
 #include "faultline/api/cat.h"
 #include "faultline/api/validate.h"
+#include "faults/composition.h"
 #include "faults/shaping.h"
 #include "faults/target.h"
 #include "kernel/classify_program.h"
@@ -39,10 +40,6 @@ bool UsesNetem(const Fault& fault) {
          (fault.has_loss() && fault.loss().model() != v1::Loss::MODEL_UNSPECIFIED &&
           fault.loss().model() != v1::Loss::MODEL_EBPF) ||
          (fault.has_bandwidth() && fault.bandwidth().shaper() == v1::Bandwidth::SHAPER_NETEM);
-}
-
-bool SameTarget(const Fault& a, const Fault& b) {
-  return a.target().SerializeAsString() == b.target().SerializeAsString();
 }
 
 // Adds one fault's part to a class's shaping; refuses a second fault setting the same thing.
@@ -185,7 +182,7 @@ absl::StatusOr<std::unique_ptr<ActiveFault>> NetemDriver::Apply(const Fault& fau
   const v1::Experiment& experiment = *context.experiment;
   // The first shaping fault with this target carries every later one with the same target.
   for (int i = 0; i < context.index; i++) {
-    if (Handles(experiment.faults(i)) && SameTarget(experiment.faults(i), fault)) {
+    if (Handles(experiment.faults(i)) && SameTarget(experiment.faults(i).target(), fault.target())) {
       return std::make_unique<MergedFault>(i);
     }
   }
@@ -194,7 +191,7 @@ absl::StatusOr<std::unique_ptr<ActiveFault>> NetemDriver::Apply(const Fault& fau
   bool needs_netem = false;
   for (int i = context.index; i < experiment.faults_size(); i++) {
     const Fault& sibling = experiment.faults(i);
-    if (i != context.index && !(Handles(sibling) && SameTarget(sibling, fault))) continue;
+    if (i != context.index && !(Handles(sibling) && SameTarget(sibling.target(), fault.target()))) continue;
     needs_netem |= UsesNetem(sibling);
     if (auto s = Merge(sibling, shaping, set_by, i); !s.ok()) return s;
   }
@@ -228,9 +225,16 @@ absl::StatusOr<std::unique_ptr<ActiveFault>> NetemDriver::Apply(const Fault& fau
     bool wanted = side == kernel::Hook::kEgress ? target.direction() != v1::DIRECTION_INGRESS
                                                 : target.direction() != v1::DIRECTION_EGRESS;
     if (!wanted) continue;
-    if (side == kernel::Hook::kIngress && !features_.Has("ifb")) {
-      return absl::FailedPreconditionError(Cat(
-          api::FaultKindName(fault), " at ingress needs ifb, which this kernel lacks (see faultctl caps)"));
+    if (side == kernel::Hook::kIngress) {
+      std::string lacking;
+      for (const char* feature : {"ifb", "mirred"}) {
+        if (!features_.Has(feature)) lacking += Cat(lacking.empty() ? "" : " and ", feature);
+      }
+      if (!lacking.empty()) {
+        return absl::FailedPreconditionError(Cat(api::FaultKindName(fault),
+                                                 " at ingress needs ifb and mirred; this kernel lacks ",
+                                                 lacking, " (see faultctl caps)"));
+      }
     }
     auto device = side == kernel::Hook::kEgress
                       ? ShapedDevice::Acquire(*netns, target.interface(), features_)
@@ -241,14 +245,15 @@ absl::StatusOr<std::unique_ptr<ActiveFault>> NetemDriver::Apply(const Fault& fau
     if (!shaped_class.ok()) return shaped_class.status();
     applied.shaped_class = *std::move(shaped_class);
     uint32_t classid = applied.shaped_class->classid();
-    auto program = side == kernel::Hook::kEgress
-                       ? kernel::ClassifyProgram::LoadClassifier(spec, classid)
-                       : kernel::ClassifyProgram::LoadRedirect(spec, (*device)->ifb_ifindex(), classid);
+    auto program = side == kernel::Hook::kEgress ? kernel::ClassifyProgram::LoadClassifier(spec, classid)
+                                                 : kernel::ClassifyProgram::LoadRedirect(spec, classid);
     if (!program.ok()) return program.status();
     applied.program = *std::move(program);
-    auto filter =
-        kernel::TcFilter::Attach(active->hook, side, applied.program->fd(),
-                                 side == kernel::Hook::kIngress ? kRedirectPriority + (classid & 0xffff) : 0);
+    auto filter = side == kernel::Hook::kEgress
+                      ? kernel::TcFilter::Attach(active->hook, side, applied.program->fd())
+                      : kernel::TcFilter::AttachRedirect(active->hook, applied.program->fd(),
+                                                         kRedirectPriority + (classid & 0xffff),
+                                                         (*device)->ifb_ifindex());
     if (!filter.ok()) return filter.status();
     applied.filter = *std::move(filter);
   }

@@ -61,15 +61,14 @@ absl::StatusOr<std::shared_ptr<ShapedDevice>> ShapedDevice::Create(std::shared_p
                                                                    std::unique_ptr<kernel::IfbDevice> ifb) {
   auto original = kernel::RootQdisc::Take(netns, device);
   if (!original.ok()) return original.status();
-  auto shaped =
-      std::shared_ptr<ShapedDevice>(new ShapedDevice(std::move(ifb), netns, device, *std::move(original)));
+  auto shaped = std::shared_ptr<ShapedDevice>(new ShapedDevice(std::move(ifb), netns, device));
   // faultline's root must not reuse the handle of the root it replaces (RootQdisc::Restore).
-  uint32_t major = (shaped->original_.handle() >> 16) == 0xfa17 ? 0xfa18 : 0xfa17;
+  uint32_t major = (original->handle() >> 16) == 0xfa17 ? 0xfa18 : 0xfa17;
   shaped->handle_ = Handle(major);
   shaped->prio_ = features.Has("prio");
   absl::StatusOr<std::unique_ptr<kernel::Qdisc>> root =
-      shaped->prio_ ? kernel::Qdisc::AddPrioRoot(netns, device, shaped->handle_, kPrioBands)
-                    : kernel::Qdisc::AddHtbRoot(netns, device, shaped->handle_, 1);
+      shaped->prio_ ? kernel::Qdisc::AddPrioRoot(netns, device, shaped->handle_, kPrioBands, &*original)
+                    : kernel::Qdisc::AddHtbRoot(netns, device, shaped->handle_, 1, &*original);
   if (!root.ok()) return root.status();
   shaped->root_ = *std::move(root);
   if (!shaped->prio_) {
@@ -84,7 +83,7 @@ absl::StatusOr<std::shared_ptr<ShapedDevice>> ShapedDevice::Create(std::shared_p
       .With("device", device)
       .With("netns", netns->Describe())
       .With("root", shaped->root_->Describe())
-      .With("replaced", shaped->original_.Describe());
+      .With("replaced", original->Describe());
   return shaped;
 }
 
@@ -92,10 +91,7 @@ ShapedDevice::~ShapedDevice() {
   std::lock_guard lock(devices_mutex);
   std::erase_if(devices, [](const auto& entry) { return entry.second.expired(); });
   default_class_.reset();
-  root_.reset();
-  if (absl::Status restored = original_.Restore(); !restored.ok()) {
-    log::Error("kernel.root_restore_failed").With("device", device_).With("error", restored.ToString());
-  }
+  root_.reset();  // and the original root is back
 }
 
 absl::StatusOr<std::unique_ptr<ShapedClass>> ShapedDevice::AddClass(const Shaping& shaping) {
@@ -142,7 +138,7 @@ void ShapedDevice::Release(uint32_t minor) {
 std::vector<std::string> ShapedDevice::KernelObjects() const {
   std::vector<std::string> objects;
   if (ifb_) objects.push_back(ifb_->Describe());
-  objects.push_back(Cat(root_->Describe(), " (replacing ", original_.Describe(), ")"));
+  objects.push_back(Cat(root_->Describe(), " (replacing ", root_->replaced()->Describe(), ")"));
   if (default_class_) objects.push_back(default_class_->Describe() + " (unshaped default)");
   return objects;
 }

@@ -52,11 +52,8 @@ class ShapedDevice : public std::enable_shared_from_this<ShapedDevice> {
 
  private:
   ShapedDevice(std::unique_ptr<kernel::IfbDevice> ifb, std::shared_ptr<kernel::Netns> netns,
-               std::string device, kernel::RootQdisc original)
-      : ifb_(std::move(ifb)),
-        netns_(std::move(netns)),
-        device_(std::move(device)),
-        original_(std::move(original)) {}
+               std::string device)
+      : ifb_(std::move(ifb)), netns_(std::move(netns)), device_(std::move(device)) {}
   friend class ShapedClass;
   void Release(uint32_t minor);
 
@@ -68,8 +65,7 @@ class ShapedDevice : public std::enable_shared_from_this<ShapedDevice> {
   std::unique_ptr<kernel::IfbDevice> ifb_;  // ingress only; deleted last, after its root is gone
   std::shared_ptr<kernel::Netns> netns_;
   std::string device_;
-  kernel::RootQdisc original_;
-  std::unique_ptr<kernel::Qdisc> root_;
+  std::unique_ptr<kernel::Qdisc> root_;              // puts the device's original root back when destroyed
   bool prio_ = false;                                // prio where the kernel has it, htb where it does not
   uint32_t handle_ = 0;                              // the root's handle: major only
   std::vector<bool> used_;                           // class minors in use; minor 1 is the default class

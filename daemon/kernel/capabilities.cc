@@ -40,6 +40,7 @@
 
 #include "faultline/api/cat.h"
 #include "kernel/netlink.h"
+#include "kernel/tc.h"
 
 namespace faultline::kernel {
 namespace {
@@ -73,6 +74,9 @@ constexpr KernelPart kParts[] = {
      "sch_ingress"},
     {"cls_bpf", "cls_bpf classifier", "attached and detached a cls_bpf filter at lo's clsact egress hook",
      "CONFIG_NET_CLS_BPF", "cls_bpf"},
+    {"mirred", "mirred action",
+     "attached and detached a cls_bpf filter with a mirred redirect at lo's clsact ingress hook",
+     "CONFIG_NET_ACT_MIRRED", "act_mirred"},
 };
 
 const KernelPart& PartOf(std::string_view feature) {
@@ -272,9 +276,34 @@ int LoadTrivialSchedCls(std::string* detail) {
   return fd;
 }
 
-// bpf, clsact and cls_bpf, in that order of dependence. clsact and cls_bpf are tried only when the
-// thread is in the scratch namespace.
-void ProbeBpf(bool in_scratch_netns, const std::string& no_netns_reason,
+// The redirect filter ingress shaping attaches (RedirectFilterRequest), from lo's ingress to lo's
+// egress, on a clsact hook that exists. tcf_action_init_1 (net/sched/act_api.c) answers ENOENT "Failed
+// to load TC action module" for an action kind it has none of (after trying module act_<kind>).
+Feature ProbeMirred(RouteSocket& socket, int program_fd) {
+  constexpr uint32_t kPriority = 1;
+  auto request = RedirectFilterRequest(kLoopbackIfindex, kPriority, program_fd, kLoopbackIfindex);
+  if (!request.ok())
+    return MakeFeature("mirred", false, Cat("could not probe: ", request.status().message()));
+  auto answer = socket.Request(*std::move(request));
+  if (!answer.ok()) return MakeFeature("mirred", false, Cat("could not probe: ", answer.status().message()));
+  if (answer->error == 0) {
+    bpf_tc_hook hook{};
+    hook.sz = sizeof(hook);
+    hook.ifindex = kLoopbackIfindex;
+    hook.attach_point = BPF_TC_INGRESS;
+    bpf_tc_opts opts{};
+    opts.sz = sizeof(opts);
+    opts.handle = 1;
+    opts.priority = kPriority;
+    std::string unused;
+    CallLibbpf(&unused, [&] { return bpf_tc_detach(&hook, &opts); });
+  }
+  return FromAnswer("mirred", answer->error, answer->message, ENOENT);
+}
+
+// bpf, clsact, cls_bpf and mirred, in that order of dependence. clsact, cls_bpf and mirred are tried
+// only when the thread is in the scratch namespace; mirred needs `socket`, open there, too.
+void ProbeBpf(bool in_scratch_netns, const std::string& no_netns_reason, RouteSocket* socket,
               std::map<std::string, Feature>* out) {
   std::string detail;
   FileDescriptor program(LoadTrivialSchedCls(&detail));
@@ -283,8 +312,8 @@ void ProbeBpf(bool in_scratch_netns, const std::string& no_netns_reason,
           ? MakeFeature("bpf", true, "loaded and unloaded a sched_cls program (r0 = TC_ACT_UNSPEC)")
           : MakeFeature("bpf", false, detail);
   if (!in_scratch_netns) {
-    (*out)["clsact"] = MakeFeature("clsact", false, no_netns_reason);
-    (*out)["cls_bpf"] = MakeFeature("cls_bpf", false, no_netns_reason);
+    for (const char* name : {"clsact", "cls_bpf", "mirred"})
+      (*out)[name] = MakeFeature(name, false, no_netns_reason);
     return;
   }
 
@@ -300,12 +329,17 @@ void ProbeBpf(bool in_scratch_netns, const std::string& no_netns_reason,
   if (err != 0) {
     (*out)["cls_bpf"] =
         MakeFeature("cls_bpf", false, "not probed: it is attached to a clsact hook, which could not be made");
+    (*out)["mirred"] = MakeFeature("mirred", false,
+                                   "not probed: it runs in a cls_bpf filter on a clsact hook, "
+                                   "which could not be made");
     return;
   }
 
   if (program.get() < 0) {
     (*out)["cls_bpf"] = MakeFeature("cls_bpf", false,
                                     "not probed: it runs a BPF program, and none could be loaded (see bpf)");
+    (*out)["mirred"] = MakeFeature(
+        "mirred", false, "not probed: it runs in a cls_bpf filter, and no BPF program could be loaded");
   } else {
     // tcf_proto_lookup_ops (net/sched/cls_api.c) answers ENOENT "TC classifier not found" for a
     // classifier kind the kernel does not have; the hook exists, so no other ENOENT is possible.
@@ -323,6 +357,14 @@ void ProbeBpf(bool in_scratch_netns, const std::string& no_netns_reason,
       CallLibbpf(&message, [&] { return bpf_tc_detach(&hook, &opts); });
     }
     (*out)["cls_bpf"] = FromAnswer("cls_bpf", err, message, ENOENT);
+    if (!(*out)["cls_bpf"].available()) {
+      (*out)["mirred"] =
+          MakeFeature("mirred", false, "not probed: it runs in a cls_bpf filter (see cls_bpf)");
+    } else if (socket == nullptr) {
+      (*out)["mirred"] = MakeFeature("mirred", false, no_netns_reason);
+    } else {
+      (*out)["mirred"] = ProbeMirred(*socket, program.get());
+    }
   }
   hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
   CallLibbpf(&message, [&] { return bpf_tc_hook_destroy(&hook); });
@@ -373,9 +415,8 @@ std::map<std::string, Feature> ProbeInScratchNetns() {
     out[std::string(kind)] = socket ? ProbeQdisc(*socket, kind) : MakeFeature(kind, false, reason);
   }
   out["ifb"] = socket ? ProbeIfb(*socket) : MakeFeature("ifb", false, reason);
+  ProbeBpf(in_scratch, reason, socket.get(), &out);
   socket.reset();
-
-  ProbeBpf(in_scratch, reason, &out);
   out["btf"] = ProbeBtf();
   return out;
 }

@@ -12,8 +12,8 @@
 namespace faultline::kernel {
 
 // Every feature the probe reports, in the order it reports them.
-inline constexpr std::array<std::string_view, 11> kProbedFeatures = {
-    "netem", "tbf", "htb", "prio", "fq", "ifb", "clsact", "cls_bpf", "bpf", "btf", "cgroup2"};
+inline constexpr std::array<std::string_view, 12> kProbedFeatures = {
+    "netem", "tbf", "htb", "prio", "fq", "ifb", "clsact", "cls_bpf", "mirred", "bpf", "btf", "cgroup2"};
 
 struct KernelFeatures {
   std::string release;                           // uname -r

@@ -69,16 +69,11 @@ absl::StatusOr<std::unique_ptr<ClassifyProgram>> ClassifyProgram::LoadClassifier
 }
 
 absl::StatusOr<std::unique_ptr<ClassifyProgram>> ClassifyProgram::LoadRedirect(const TargetSpec& target,
-                                                                               int ifb_ifindex,
                                                                                uint32_t classid) {
   constexpr const char* kName = "redirect program";
-  if (ifb_ifindex <= 0)
-    return absl::InvalidArgumentError(Cat(kName, ": ", ifb_ifindex, " is not an ifindex"));
   if (auto s = CheckClassid(kName, classid); !s.ok()) return s;
-  auto skeleton = Load(kName, target, Role::kRedirect, [&](fl_target_config& config) {
-    config.redirect_ifindex = static_cast<__u32>(ifb_ifindex);
-    config.classid = classid;
-  });
+  auto skeleton =
+      Load(kName, target, Role::kRedirect, [&](fl_target_config& config) { config.classid = classid; });
   if (!skeleton.ok()) return skeleton.status();
   bpf_program* program = ProgramOf(**skeleton, Role::kRedirect);
   return std::unique_ptr<ClassifyProgram>(new ClassifyProgram(skeleton->release(), program));

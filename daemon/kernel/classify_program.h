@@ -1,7 +1,8 @@
 // The classify program (bpf/classify.bpf.c): shaping aimed at some peers. A classful root qdisc
 // (htb, prio) shapes each fault in its own class; this program, on the interface's clsact egress
 // hook, sends the fault's packets there by their priority. Ingress is shaped on an ifb device: a
-// redirect program on the interface's clsact ingress hands it the fault's packets, priority set.
+// redirect program on the interface's clsact ingress picks the fault's packets, priority set, for
+// its filter's mirred action to hand to the ifb.
 // One instance per fault and role, with its own maps.
 #pragma once
 
@@ -27,11 +28,11 @@ class ClassifyProgram {
   // filter. The verdict is always TC_ACT_UNSPEC, so other faults' filters still see the packet.
   static absl::StatusOr<std::unique_ptr<ClassifyProgram>> LoadClassifier(const TargetSpec& target,
                                                                          uint32_t classid);
-  // fl_redirect, for a clsact ingress hook: a matching packet (peer = source) gets skb->priority =
-  // `classid` (a class on the ifb's root) and is redirected to the egress of device `ifb_ifindex`;
-  // others get TC_ACT_UNSPEC.
+  // fl_redirect, for a redirect filter on a clsact ingress hook (TcFilter::AttachRedirect): a
+  // matching packet (peer = source) gets skb->priority = `classid` (a class on the ifb's root) and
+  // FL_REDIRECT_SELECT, which runs the filter's redirect to the ifb; others get FL_REDIRECT_SKIP.
   static absl::StatusOr<std::unique_ptr<ClassifyProgram>> LoadRedirect(const TargetSpec& target,
-                                                                       int ifb_ifindex, uint32_t classid);
+                                                                       uint32_t classid);
   ~ClassifyProgram();
   ClassifyProgram(const ClassifyProgram&) = delete;
   ClassifyProgram& operator=(const ClassifyProgram&) = delete;

@@ -1,6 +1,8 @@
 #include "kernel/netlink.h"
 
+#include <linux/gen_stats.h>
 #include <linux/netlink.h>
+#include <linux/pkt_sched.h>
 #include <netlink/attr.h>
 #include <netlink/errno.h>
 #include <netlink/socket.h>
@@ -35,6 +37,38 @@ std::string ExtackMessage(const nlmsghdr* reply) {
   if (text == nullptr) return "";
   const char* chars = static_cast<const char*>(nla_data(text));
   return std::string(chars, strnlen(chars, static_cast<size_t>(nla_len(text))));
+}
+
+std::optional<DumpedTc> ParseTcMessage(nlmsghdr* header) {
+  if (nlmsg_datalen(header) < static_cast<int>(sizeof(tcmsg))) return std::nullopt;
+  nlattr* attrs[TCA_MAX + 1] = {};
+  if (nlmsg_parse(header, sizeof(tcmsg), attrs, TCA_MAX, nullptr) < 0) return std::nullopt;
+  const auto* tcm = static_cast<const tcmsg*>(nlmsg_data(header));
+  DumpedTc dumped;
+  dumped.ifindex = tcm->tcm_ifindex;
+  dumped.handle = tcm->tcm_handle;
+  dumped.parent = tcm->tcm_parent;
+  dumped.info = tcm->tcm_info;
+  if (const nlattr* kind = attrs[TCA_KIND]) {
+    const char* chars = static_cast<const char*>(nla_data(kind));
+    dumped.kind.assign(chars, strnlen(chars, static_cast<size_t>(nla_len(kind))));
+  }
+  if (const nlattr* options = attrs[TCA_OPTIONS]) {
+    const auto* bytes = static_cast<const uint8_t*>(nla_data(options));
+    dumped.options.assign(bytes, bytes + nla_len(options));
+  }
+  // qdisc_dump_stab reports only a size table's base, never its data.
+  dumped.has_stab = attrs[TCA_STAB] != nullptr;
+  // gnet_stats_copy_rate_est reports an estimate only when an estimator runs; its interval and time
+  // constant are never reported.
+  if (attrs[TCA_STATS2] != nullptr) {
+    nlattr* stats[TCA_STATS_MAX + 1] = {};
+    if (nla_parse_nested(stats, TCA_STATS_MAX, attrs[TCA_STATS2], nullptr) == 0) {
+      dumped.has_rate_estimator =
+          stats[TCA_STATS_RATE_EST] != nullptr || stats[TCA_STATS_RATE_EST64] != nullptr;
+    }
+  }
+  return dumped;
 }
 
 }  // namespace
@@ -161,6 +195,22 @@ int RouteSocket::OnError(sockaddr_nl* /*from*/, nlmsgerr* err, void* arg) {
 int RouteSocket::OnAck(nl_msg* msg, void* arg) {
   static_cast<RouteSocket*>(arg)->answer_ = NetlinkAnswer{0, ExtackMessage(nlmsg_hdr(msg))};
   return NL_STOP;
+}
+
+absl::StatusOr<std::vector<DumpedTc>> DumpTc(RouteSocket& socket, int type, int ifindex, uint32_t parent) {
+  std::vector<DumpedTc> found;
+  tcmsg request{};
+  request.tcm_family = AF_UNSPEC;
+  request.tcm_ifindex = ifindex;
+  request.tcm_parent = parent;
+  auto status = socket.Dump(type, request, [&](nlmsghdr* header) {
+    // tc_dump_qdisc lists every device's qdiscs whatever the request says.
+    if (auto dumped = ParseTcMessage(header); dumped && dumped->ifindex == ifindex) {
+      found.push_back(*std::move(dumped));
+    }
+  });
+  if (!status.ok()) return status;
+  return found;
 }
 
 }  // namespace faultline::kernel

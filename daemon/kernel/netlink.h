@@ -9,11 +9,13 @@
 #include <netlink/msg.h>
 #include <netlink/netlink.h>
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -69,5 +71,21 @@ class RouteSocket {
   nl_sock* sock_ = nullptr;
   std::optional<NetlinkAnswer> answer_;
 };
+
+// A qdisc, class or filter as the kernel dumped it.
+struct DumpedTc {
+  int ifindex = 0;
+  std::string kind;
+  uint32_t handle = 0;
+  uint32_t parent = 0;
+  uint32_t info = 0;             // a filter's priority (upper 16 bits) and protocol
+  std::vector<uint8_t> options;  // TCA_OPTIONS' payload
+  bool has_stab = false;
+  bool has_rate_estimator = false;
+};
+
+// The qdiscs, classes or filters (`type` RTM_GETQDISC, RTM_GETTCLASS, RTM_GETTFILTER) of device
+// `ifindex`; for filters, those attached to `parent`.
+absl::StatusOr<std::vector<DumpedTc>> DumpTc(RouteSocket& socket, int type, int ifindex, uint32_t parent);
 
 }  // namespace faultline::kernel

@@ -39,6 +39,27 @@ absl::StatusOr<std::shared_ptr<Netns>> Netns::Open(const std::string& path) {
   return std::shared_ptr<Netns>(new Netns(fd, path, st.st_dev, st.st_ino));
 }
 
+absl::StatusOr<std::shared_ptr<Netns>> Netns::Reopen(const journal::Netns& recorded) {
+  auto netns = Open(recorded.path());
+  if (absl::IsNotFound(netns.status()))
+    return absl::NotFoundError(Cat("netns ", recorded.path(), " is gone"));
+  if (!netns.ok()) return netns.status();
+  if ((*netns)->device() != recorded.device() || (*netns)->inode() != recorded.inode()) {
+    return absl::NotFoundError(Cat((*netns)->Describe(), " is another namespace now (inode ",
+                                   (*netns)->inode(), ", not ", recorded.inode(),
+                                   "): the recorded one is gone"));
+  }
+  return netns;
+}
+
+journal::Netns Netns::Record() const {
+  journal::Netns recorded;
+  recorded.set_path(path_);
+  recorded.set_device(device_);
+  recorded.set_inode(inode_);
+  return recorded;
+}
+
 Netns::~Netns() { close(fd_); }
 
 std::string Netns::Describe() const { return path_.empty() ? "the agent's netns" : Cat("netns ", path_); }

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "kernel/journal.pb.h"
 
 namespace faultline::kernel {
 
@@ -16,6 +17,9 @@ class Netns {
  public:
   // `path` is /proc/PID/ns/net or /run/netns/NAME; empty means the agent's own namespace.
   static absl::StatusOr<std::shared_ptr<Netns>> Open(const std::string& path);
+  // The namespace a journal entry names, if its path still leads to it: NOT_FOUND when the path is
+  // gone or leads to another namespace now (a path re-used, a pid given to another process).
+  static absl::StatusOr<std::shared_ptr<Netns>> Reopen(const journal::Netns& recorded);
   ~Netns();
   Netns(const Netns&) = delete;
   Netns& operator=(const Netns&) = delete;
@@ -24,6 +28,8 @@ class Netns {
   // The namespace's identity: two paths name the same namespace when these are equal.
   dev_t device() const { return device_; }
   ino_t inode() const { return inode_; }
+  // Its path and identity, for the journal.
+  journal::Netns Record() const;
   // "netns /run/netns/x" or "the agent's netns", for messages.
   std::string Describe() const;
 

@@ -138,33 +138,41 @@ absl::Status OutOfMemory(const std::string& where, const std::string& what) {
 }
 
 // Deletes a qdisc or class faultline added (`type` RTM_DELQDISC or RTM_DELTCLASS; `noun` "qdisc" or
-// "class" names the log events). A qdisc's TCA_KIND makes the kernel refuse to delete another kind
-// that took the place (tc_get_qdisc: "Invalid qdisc name"). Answers meaning "not there any more" are
-// fine: a parent deleted first takes its children along, a qdisc its classes.
-void DeleteTc(const Netns& netns, const std::string& interface, int ifindex, int type,
-              const std::string& kind, uint32_t parent, uint32_t handle, std::string_view noun,
-              const std::string& description) {
+// "class" names the log events): "removed", or NOT_FOUND when it is not there any more. A qdisc's
+// TCA_KIND makes the kernel refuse to delete another kind that took the place (tc_get_qdisc: "Invalid
+// qdisc name"). Answers meaning "not there any more" are fine: a parent deleted first takes its
+// children along, a qdisc its classes.
+absl::StatusOr<std::string> DeleteTc(const Netns& netns, const std::string& interface, int ifindex, int type,
+                                     const std::string& kind, uint32_t parent, uint32_t handle,
+                                     std::string_view noun, const std::string& description) {
   std::string gone = Cat("kernel.", noun, "_gone");
   std::string failed = Cat("kernel.", noun, "_remove_failed");
   auto session = OpenSession(netns, interface, ifindex);
   if (!session.ok()) {
     log::Info(gone).With(noun, description).With("reason", session.status().ToString());
-    return;
+    return absl::NotFoundError(session.status().message());
   }
   auto answer = session->socket->Request(TcMessage(type, 0, session->ifindex, parent, handle, kind));
   if (!answer.ok()) {
     log::Error(failed).With(noun, description).With("error", answer.status().ToString());
-  } else if (answer->error == ENOENT || answer->error == EINVAL || answer->error == ENODEV) {
-    log::Info(gone)
-        .With(noun, description)
-        .With("reason", DescribeKernelError(answer->error, answer->message));
-  } else if (answer->error != 0) {
-    log::Error(failed)
-        .With(noun, description)
-        .With("error", DescribeKernelError(answer->error, answer->message));
-  } else {
-    log::Info(Cat("kernel.", noun, "_removed")).With(noun, description);
+    return answer.status();
   }
+  std::string reason = DescribeKernelError(answer->error, answer->message);
+  if (answer->error == ENOENT || answer->error == EINVAL || answer->error == ENODEV) {
+    log::Info(gone).With(noun, description).With("reason", reason);
+    return absl::NotFoundError(Cat("the ", noun, " is gone: ", reason));
+  }
+  if (answer->error != 0) {
+    log::Error(failed).With(noun, description).With("error", reason);
+    return StatusFromErrno(answer->error, Cat("cannot delete the ", noun, ": ", reason));
+  }
+  log::Info(Cat("kernel.", noun, "_removed")).With(noun, description);
+  return "removed";
+}
+
+// Whether a deletion left nothing behind, so its journal entry is done.
+bool NothingLeft(const absl::StatusOr<std::string>& deleted) {
+  return deleted.ok() || absl::IsNotFound(deleted.status());
 }
 
 // --- netem ------------------------------------------------------------------------------------------
@@ -263,11 +271,19 @@ int AddFlags(uint32_t parent) {
 
 // Builds the request once the interface's index is known; nullptr when it did not fit.
 using BuildMessage = std::function<absl::StatusOr<NetlinkMessage>(int ifindex)>;
+// The journal's record of the change a request makes, once the interface's index is known.
+using RecordChangeOf = std::function<journal::Change(int ifindex)>;
+
+struct Made {
+  int ifindex;
+  JournalEntry entry;
+};
 
 // Enters the namespace and asks for one change on the interface (found by name when `ifindex` is 0):
-// "<where>: cannot <what>: <why>". Returns the interface's index.
-absl::StatusOr<int> RequestIn(const Netns& netns, const std::string& interface, int ifindex,
-                              const std::string& what, const BuildMessage& build) {
+// "<where>: cannot <what>: <why>". With `record`, the change is journaled before it is asked for.
+absl::StatusOr<Made> RequestIn(const Netns& netns, const std::string& interface, int ifindex,
+                               const std::string& what, const BuildMessage& build,
+                               const RecordChangeOf& record = nullptr) {
   auto session = OpenSession(netns, interface, ifindex);
   if (!session.ok()) return session.status();
   std::string where = Where(interface, netns);
@@ -276,8 +292,55 @@ absl::StatusOr<int> RequestIn(const Netns& netns, const std::string& interface, 
     return absl::Status(msg.status().code(), Cat(where, ": cannot ", what, ": ", msg.status().message()));
   }
   if (*msg == nullptr) return OutOfMemory(where, what);
-  if (auto status = Ask(*session->socket, *std::move(msg), where, what); !status.ok()) return status;
-  return session->ifindex;
+  JournalEntry entry;
+  if (record) {
+    auto recorded = RecordChange(record(session->ifindex));
+    if (!recorded.ok()) return recorded.status();
+    entry = *std::move(recorded);
+  }
+  if (auto status = Ask(*session->socket, *std::move(msg), where, what); !status.ok()) {
+    entry.Done();  // refused: nothing was made
+    return status;
+  }
+  return Made{session->ifindex, std::move(entry)};
+}
+
+std::string DescribeHtbClass(uint32_t parent, uint32_t classid, const std::string& interface,
+                             const Netns& netns) {
+  return Cat("htb class ", FormatTcHandle(classid), " parent ", FormatTcHandle(parent), " on ", interface,
+             " in ", netns.Describe());
+}
+
+std::string DescribeQdisc(std::string_view kind, uint32_t parent, uint32_t handle,
+                          const std::string& interface, const Netns& netns) {
+  return Cat(kind, " ", FormatTcHandle(handle),
+             parent == TC_H_ROOT ? std::string(" root") : Cat(" parent ", FormatTcHandle(parent)), " on ",
+             interface, " in ", netns.Describe());
+}
+
+// A qdisc faultline adds; at the root with `replacing`, the root it replaces.
+RecordChangeOf QdiscRecord(const Netns& netns, const std::string& interface, std::string_view kind,
+                           uint32_t parent, uint32_t handle, const RootQdisc* replacing = nullptr) {
+  return [&netns, &interface, kind, parent, handle, replacing](int ifindex) {
+    journal::Change change;
+    std::string what = DescribeQdisc(kind, parent, handle, interface, netns);
+    if (replacing != nullptr) {
+      change.set_what(Cat(what, " replacing ", replacing->Describe()));
+      journal::RootReplaced* root = change.mutable_root();
+      *root = replacing->Record();
+      *root->mutable_device() = RecordDevice(netns, interface, ifindex);
+      root->set_kind(std::string(kind));
+      root->set_handle(handle);
+      return change;
+    }
+    change.set_what(what);
+    journal::Qdisc* qdisc = change.mutable_qdisc();
+    *qdisc->mutable_device() = RecordDevice(netns, interface, ifindex);
+    qdisc->set_kind(std::string(kind));
+    qdisc->set_parent(parent);
+    qdisc->set_handle(handle);
+    return change;
+  };
 }
 
 std::string AddWhat(std::string_view kind, uint32_t parent, uint32_t handle) {
@@ -411,15 +474,19 @@ absl::StatusOr<std::unique_ptr<Qdisc>> Qdisc::AddNetem(std::shared_ptr<Netns> ne
   if (auto status = CheckQdiscHandle(handle); !status.ok()) return status;
   if (auto status = ValidateNetemParams(params); !status.ok()) return status;
   std::vector<int16_t> table = NetemDistributionTable(params.distribution);
-  auto ifindex = RequestIn(*netns, interface, 0, AddWhat("netem", parent, handle), [&](int index) {
-    NetlinkMessage msg = TcMessage(RTM_NEWQDISC, AddFlags(parent), index, parent, handle, "netem",
-                                   1024 + table.size() * sizeof(int16_t));
-    if (msg != nullptr && !PutNetemOptions(msg.get(), params, table)) msg.reset();
-    return absl::StatusOr<NetlinkMessage>(std::move(msg));
-  });
-  if (!ifindex.ok()) return ifindex.status();
+  auto made = RequestIn(
+      *netns, interface, 0, AddWhat("netem", parent, handle),
+      [&](int index) {
+        NetlinkMessage msg = TcMessage(RTM_NEWQDISC, AddFlags(parent), index, parent, handle, "netem",
+                                       1024 + table.size() * sizeof(int16_t));
+        if (msg != nullptr && !PutNetemOptions(msg.get(), params, table)) msg.reset();
+        return absl::StatusOr<NetlinkMessage>(std::move(msg));
+      },
+      QdiscRecord(*netns, interface, "netem", parent, handle));
+  if (!made.ok()) return made.status();
   auto qdisc = std::unique_ptr<Qdisc>(
-      new Qdisc(std::move(netns), interface, *ifindex, "netem", parent, handle, params.distribution));
+      new Qdisc(std::move(netns), interface, made->ifindex, "netem", parent, handle, params.distribution));
+  qdisc->entry_ = std::move(made->entry);
   log::Info("kernel.qdisc_added").With("qdisc", qdisc->Describe());
   return qdisc;
 }
@@ -441,53 +508,62 @@ absl::StatusOr<std::unique_ptr<Qdisc>> Qdisc::AddTbf(std::shared_ptr<Netns> netn
                                           params.rate_bytes_per_second,
                                           " bytes/s lasts more than tbf's 274 s bucket"));
   }
-  auto ifindex = RequestIn(*netns, interface, 0, AddWhat("tbf", parent, handle), [&](int index) {
-    NetlinkMessage msg = TcMessage(RTM_NEWQDISC, AddFlags(parent), index, parent, handle, "tbf");
-    if (msg != nullptr && !PutTbfOptions(msg.get(), params)) msg.reset();
-    return absl::StatusOr<NetlinkMessage>(std::move(msg));
-  });
-  if (!ifindex.ok()) return ifindex.status();
-  auto qdisc = std::unique_ptr<Qdisc>(
-      new Qdisc(std::move(netns), interface, *ifindex, "tbf", parent, handle, DelayDistribution::kUniform));
+  auto made = RequestIn(
+      *netns, interface, 0, AddWhat("tbf", parent, handle),
+      [&](int index) {
+        NetlinkMessage msg = TcMessage(RTM_NEWQDISC, AddFlags(parent), index, parent, handle, "tbf");
+        if (msg != nullptr && !PutTbfOptions(msg.get(), params)) msg.reset();
+        return absl::StatusOr<NetlinkMessage>(std::move(msg));
+      },
+      QdiscRecord(*netns, interface, "tbf", parent, handle));
+  if (!made.ok()) return made.status();
+  auto qdisc = std::unique_ptr<Qdisc>(new Qdisc(std::move(netns), interface, made->ifindex, "tbf", parent,
+                                                handle, DelayDistribution::kUniform));
+  qdisc->entry_ = std::move(made->entry);
   log::Info("kernel.qdisc_added").With("qdisc", qdisc->Describe());
   return qdisc;
 }
 
 absl::StatusOr<std::unique_ptr<Qdisc>> Qdisc::AddHtbRoot(std::shared_ptr<Netns> netns,
                                                          const std::string& interface, uint32_t handle,
-                                                         uint32_t default_class_minor) {
+                                                         uint32_t default_class_minor,
+                                                         const RootQdisc* replacing) {
   if (auto status = CheckQdiscHandle(handle); !status.ok()) return status;
   if (default_class_minor > TC_H_MIN_MASK) {
     return absl::InvalidArgumentError(
         Cat("htb: default class minor ", default_class_minor, " is above ffff"));
   }
-  auto ifindex = RequestIn(*netns, interface, 0, AddWhat("htb", TC_H_ROOT, handle),
-                           [&](int index) -> absl::StatusOr<NetlinkMessage> {
-                             auto qdisc = NewRtnlQdisc(index, TC_H_ROOT, handle, "htb");
-                             if (!qdisc.ok()) return qdisc.status();
-                             // The default class as a minor, as tc sends it: htb looks it up under its own
-                             // major (htb_classify).
-                             rtnl_htb_set_defcls(qdisc->get(), default_class_minor);
-                             rtnl_htb_set_rate2quantum(qdisc->get(), 10);  // tc's default r2q
-                             return QdiscAddRequest(qdisc->get(), AddFlags(TC_H_ROOT));
-                           });
-  if (!ifindex.ok()) return ifindex.status();
-  auto qdisc = std::unique_ptr<Qdisc>(new Qdisc(std::move(netns), interface, *ifindex, "htb", TC_H_ROOT,
+  auto made = RequestIn(
+      *netns, interface, 0, AddWhat("htb", TC_H_ROOT, handle),
+      [&](int index) -> absl::StatusOr<NetlinkMessage> {
+        auto qdisc = NewRtnlQdisc(index, TC_H_ROOT, handle, "htb");
+        if (!qdisc.ok()) return qdisc.status();
+        // The default class as a minor, as tc sends it: htb looks it up under its own major
+        // (htb_classify).
+        rtnl_htb_set_defcls(qdisc->get(), default_class_minor);
+        rtnl_htb_set_rate2quantum(qdisc->get(), 10);  // tc's default r2q
+        return QdiscAddRequest(qdisc->get(), AddFlags(TC_H_ROOT));
+      },
+      QdiscRecord(*netns, interface, "htb", TC_H_ROOT, handle, replacing));
+  if (!made.ok()) return made.status();
+  auto qdisc = std::unique_ptr<Qdisc>(new Qdisc(std::move(netns), interface, made->ifindex, "htb", TC_H_ROOT,
                                                 handle, DelayDistribution::kUniform));
+  qdisc->entry_ = std::move(made->entry);
+  if (replacing != nullptr) qdisc->replaced_ = std::make_unique<RootQdisc>(*replacing);
   log::Info("kernel.qdisc_added").With("qdisc", qdisc->Describe());
   return qdisc;
 }
 
 absl::StatusOr<std::unique_ptr<Qdisc>> Qdisc::AddPrioRoot(std::shared_ptr<Netns> netns,
                                                           const std::string& interface, uint32_t handle,
-                                                          int bands) {
+                                                          int bands, const RootQdisc* replacing) {
   if (auto status = CheckQdiscHandle(handle); !status.ok()) return status;
   // prio_tune (net/sched/sch_prio.c) takes TCQ_MIN_PRIO_BANDS to TCQ_PRIO_BANDS bands.
   if (bands < TCQ_MIN_PRIO_BANDS || bands > TCQ_PRIO_BANDS) {
     return absl::InvalidArgumentError(
         Cat("prio: ", bands, " bands; prio has ", TCQ_MIN_PRIO_BANDS, " to ", TCQ_PRIO_BANDS));
   }
-  auto ifindex = RequestIn(
+  auto made = RequestIn(
       *netns, interface, 0, AddWhat("prio", TC_H_ROOT, handle),
       [&](int index) -> absl::StatusOr<NetlinkMessage> {
         auto qdisc = NewRtnlQdisc(index, TC_H_ROOT, handle, "prio");
@@ -500,10 +576,13 @@ absl::StatusOr<std::unique_ptr<Qdisc>> Qdisc::AddPrioRoot(std::shared_ptr<Netns>
           return absl::InternalError(Cat("libnl: ", nl_geterror(err)));
         }
         return QdiscAddRequest(qdisc->get(), AddFlags(TC_H_ROOT));
-      });
-  if (!ifindex.ok()) return ifindex.status();
-  auto qdisc = std::unique_ptr<Qdisc>(new Qdisc(std::move(netns), interface, *ifindex, "prio", TC_H_ROOT,
+      },
+      QdiscRecord(*netns, interface, "prio", TC_H_ROOT, handle, replacing));
+  if (!made.ok()) return made.status();
+  auto qdisc = std::unique_ptr<Qdisc>(new Qdisc(std::move(netns), interface, made->ifindex, "prio", TC_H_ROOT,
                                                 handle, DelayDistribution::kUniform));
+  qdisc->entry_ = std::move(made->entry);
+  if (replacing != nullptr) qdisc->replaced_ = std::make_unique<RootQdisc>(*replacing);
   log::Info("kernel.qdisc_added").With("qdisc", qdisc->Describe());
   return qdisc;
 }
@@ -536,14 +615,22 @@ absl::Status Qdisc::ChangeNetem(const NetemParams& params) {
 }
 
 Qdisc::~Qdisc() {
-  DeleteTc(*netns_, interface_, ifindex_, RTM_DELQDISC, kind_, parent_, handle_, "qdisc", Describe());
+  if (replaced_ != nullptr) {
+    // Restore deletes this root, and everything under it, before it re-creates the one replaced.
+    if (absl::Status restored = replaced_->Restore(); restored.ok()) {
+      entry_.Done();
+    } else {
+      log::Error("kernel.root_restore_failed").With("root", Describe()).With("error", restored.ToString());
+    }
+    return;
+  }
+  if (NothingLeft(DeleteTc(*netns_, interface_, ifindex_, RTM_DELQDISC, kind_, parent_, handle_, "qdisc",
+                           Describe()))) {
+    entry_.Done();
+  }
 }
 
-std::string Qdisc::Describe() const {
-  return Cat(kind_, " ", FormatTcHandle(handle_),
-             parent_ == TC_H_ROOT ? std::string(" root") : Cat(" parent ", FormatTcHandle(parent_)), " on ",
-             interface_, " in ", netns_->Describe());
-}
+std::string Qdisc::Describe() const { return DescribeQdisc(kind_, parent_, handle_, interface_, *netns_); }
 
 // --- HtbClass -----------------------------------------------------------------------------------------
 
@@ -566,105 +653,60 @@ absl::StatusOr<std::unique_ptr<HtbClass>> HtbClass::Add(std::shared_ptr<Netns> n
                                           " bytes/s (rate must be set, ceil at least rate)"));
   }
   std::string what = Cat("add htb class ", FormatTcHandle(classid), " ", Placement(parent));
-  auto ifindex = RequestIn(*netns, interface, 0, what, [&](int index) -> absl::StatusOr<NetlinkMessage> {
-    std::unique_ptr<rtnl_class, decltype(&rtnl_class_put)> cls(rtnl_class_alloc(), &rtnl_class_put);
-    if (cls == nullptr) return absl::ResourceExhaustedError("libnl: out of memory");
-    rtnl_tc* tc = TC_CAST(cls.get());
-    if (int err = rtnl_tc_set_kind(tc, "htb"); err < 0) {
-      return absl::InternalError(Cat("libnl: ", nl_geterror(err)));
-    }
-    rtnl_tc_set_ifindex(tc, index);
-    rtnl_tc_set_parent(tc, parent);
-    rtnl_tc_set_handle(tc, classid);
-    // libnl puts rates from 4 GiB/s in TCA_HTB_RATE64/CEIL64 with the 32-bit fields saturated,
-    // which htb_change_class reads as the kernel's own dump writes them.
-    rtnl_htb_set_rate64(cls.get(), rate);
-    rtnl_htb_set_ceil64(cls.get(), ceil);
-    nl_msg* msg = nullptr;
-    if (int err = rtnl_class_build_add_request(cls.get(), NLM_F_CREATE | NLM_F_EXCL, &msg); err < 0) {
-      return absl::InternalError(Cat("libnl: ", nl_geterror(err)));
-    }
-    return NetlinkMessage(msg);
-  });
-  if (!ifindex.ok()) return ifindex.status();
+  auto record = [&](int ifindex) {
+    journal::Change change;
+    change.set_what(DescribeHtbClass(parent, classid, interface, *netns));
+    journal::HtbClass* recorded = change.mutable_htb_class();
+    *recorded->mutable_device() = RecordDevice(*netns, interface, ifindex);
+    recorded->set_parent(parent);
+    recorded->set_classid(classid);
+    return change;
+  };
+  auto made = RequestIn(
+      *netns, interface, 0, what,
+      [&](int index) -> absl::StatusOr<NetlinkMessage> {
+        std::unique_ptr<rtnl_class, decltype(&rtnl_class_put)> cls(rtnl_class_alloc(), &rtnl_class_put);
+        if (cls == nullptr) return absl::ResourceExhaustedError("libnl: out of memory");
+        rtnl_tc* tc = TC_CAST(cls.get());
+        if (int err = rtnl_tc_set_kind(tc, "htb"); err < 0) {
+          return absl::InternalError(Cat("libnl: ", nl_geterror(err)));
+        }
+        rtnl_tc_set_ifindex(tc, index);
+        rtnl_tc_set_parent(tc, parent);
+        rtnl_tc_set_handle(tc, classid);
+        // libnl puts rates from 4 GiB/s in TCA_HTB_RATE64/CEIL64 with the 32-bit fields saturated,
+        // which htb_change_class reads as the kernel's own dump writes them.
+        rtnl_htb_set_rate64(cls.get(), rate);
+        rtnl_htb_set_ceil64(cls.get(), ceil);
+        nl_msg* msg = nullptr;
+        if (int err = rtnl_class_build_add_request(cls.get(), NLM_F_CREATE | NLM_F_EXCL, &msg); err < 0) {
+          return absl::InternalError(Cat("libnl: ", nl_geterror(err)));
+        }
+        return NetlinkMessage(msg);
+      },
+      record);
+  if (!made.ok()) return made.status();
   auto added =
-      std::unique_ptr<HtbClass>(new HtbClass(std::move(netns), interface, *ifindex, parent, classid));
+      std::unique_ptr<HtbClass>(new HtbClass(std::move(netns), interface, made->ifindex, parent, classid));
+  added->entry_ = std::move(made->entry);
   log::Info("kernel.class_added").With("class", added->Describe());
   return added;
 }
 
 HtbClass::~HtbClass() {
-  DeleteTc(*netns_, interface_, ifindex_, RTM_DELTCLASS, "", parent_, classid_, "class", Describe());
+  if (NothingLeft(DeleteTc(*netns_, interface_, ifindex_, RTM_DELTCLASS, "", parent_, classid_, "class",
+                           Describe()))) {
+    entry_.Done();
+  }
 }
 
-std::string HtbClass::Describe() const {
-  return Cat("htb class ", FormatTcHandle(classid_), " parent ", FormatTcHandle(parent_), " on ", interface_,
-             " in ", netns_->Describe());
-}
+std::string HtbClass::Describe() const { return DescribeHtbClass(parent_, classid_, interface_, *netns_); }
 
 // --- RootQdisc ----------------------------------------------------------------------------------------
 
 namespace {
 
-// A qdisc, class or filter as the kernel dumped it.
-struct Dumped {
-  int ifindex = 0;
-  std::string kind;
-  uint32_t handle = 0;
-  uint32_t parent = 0;
-  uint32_t info = 0;
-  std::vector<uint8_t> options;
-  bool has_stab = false;
-  bool has_rate_estimator = false;
-};
-
-std::optional<Dumped> ParseTcMessage(nlmsghdr* header) {
-  if (nlmsg_datalen(header) < static_cast<int>(sizeof(tcmsg))) return std::nullopt;
-  nlattr* attrs[TCA_MAX + 1] = {};
-  if (nlmsg_parse(header, sizeof(tcmsg), attrs, TCA_MAX, nullptr) < 0) return std::nullopt;
-  const auto* tcm = static_cast<const tcmsg*>(nlmsg_data(header));
-  Dumped dumped;
-  dumped.ifindex = tcm->tcm_ifindex;
-  dumped.handle = tcm->tcm_handle;
-  dumped.parent = tcm->tcm_parent;
-  dumped.info = tcm->tcm_info;
-  if (const nlattr* kind = attrs[TCA_KIND]) {
-    const char* chars = static_cast<const char*>(nla_data(kind));
-    dumped.kind.assign(chars, strnlen(chars, static_cast<size_t>(nla_len(kind))));
-  }
-  if (const nlattr* options = attrs[TCA_OPTIONS]) {
-    const auto* bytes = static_cast<const uint8_t*>(nla_data(options));
-    dumped.options.assign(bytes, bytes + nla_len(options));
-  }
-  // qdisc_dump_stab reports only a size table's base, never its data.
-  dumped.has_stab = attrs[TCA_STAB] != nullptr;
-  // gnet_stats_copy_rate_est reports an estimate only when an estimator runs; its interval and time
-  // constant are never reported.
-  if (attrs[TCA_STATS2] != nullptr) {
-    nlattr* stats[TCA_STATS_MAX + 1] = {};
-    if (nla_parse_nested(stats, TCA_STATS_MAX, attrs[TCA_STATS2], nullptr) == 0) {
-      dumped.has_rate_estimator =
-          stats[TCA_STATS_RATE_EST] != nullptr || stats[TCA_STATS_RATE_EST64] != nullptr;
-    }
-  }
-  return dumped;
-}
-
-absl::StatusOr<std::vector<Dumped>> DumpTc(RouteSocket& socket, int type, int ifindex, uint32_t parent) {
-  std::vector<Dumped> found;
-  tcmsg request{};
-  request.tcm_family = AF_UNSPEC;
-  request.tcm_ifindex = ifindex;
-  request.tcm_parent = parent;
-  auto status = socket.Dump(type, request, [&](nlmsghdr* header) {
-    // tc_dump_qdisc lists every device's qdiscs whatever the request says.
-    if (auto dumped = ParseTcMessage(header); dumped && dumped->ifindex == ifindex) {
-      found.push_back(*std::move(dumped));
-    }
-  });
-  if (!status.ok()) return status;
-  return found;
-}
+using Dumped = DumpedTc;
 
 using RestoreOptions = absl::StatusOr<std::vector<uint8_t>> (*)(const std::vector<uint8_t>& dumped);
 
@@ -992,7 +1034,53 @@ std::string RootQdisc::Describe() const {
   return Cat("root ", root_kind_, " ", FormatTcHandle(root_handle_), under, on);
 }
 
+journal::RootReplaced RootQdisc::Record() const {
+  journal::RootReplaced recorded;
+  recorded.set_original_kind(root_kind_);
+  recorded.set_original_handle(root_handle_);
+  for (const TcObject& object : objects_) {
+    journal::TcObject* saved = recorded.add_original();
+    saved->set_is_class(object.is_class);
+    saved->set_kind(object.kind);
+    saved->set_handle(object.handle);
+    saved->set_parent(object.parent);
+    saved->set_options(std::string(object.options.begin(), object.options.end()));
+  }
+  return recorded;
+}
+
+RootQdisc RootQdisc::FromRecord(std::shared_ptr<Netns> netns, const journal::RootReplaced& recorded) {
+  std::vector<TcObject> objects;
+  for (const journal::TcObject& saved : recorded.original()) {
+    objects.push_back(TcObject{saved.is_class(), saved.kind(), saved.handle(), saved.parent(),
+                               std::vector<uint8_t>(saved.options().begin(), saved.options().end())});
+  }
+  return RootQdisc(std::move(netns), recorded.device().name(), recorded.device().ifindex(),
+                   recorded.original_kind(), recorded.original_handle(), std::move(objects));
+}
+
 // --- IfbDevice ----------------------------------------------------------------------------------------
+
+namespace {
+
+// Deletes device `ifindex` (in the socket's namespace): "removed", or NOT_FOUND when it is gone.
+absl::StatusOr<std::string> DeleteLink(RouteSocket& socket, int ifindex) {
+  std::unique_ptr<rtnl_link, decltype(&rtnl_link_put)> link(rtnl_link_alloc(), &rtnl_link_put);
+  nl_msg* msg = nullptr;
+  if (link != nullptr) rtnl_link_set_ifindex(link.get(), ifindex);
+  if (link == nullptr || rtnl_link_build_delete_request(link.get(), &msg) < 0) {
+    return absl::ResourceExhaustedError("libnl: cannot build the request");
+  }
+  auto answer = socket.Request(NetlinkMessage(msg));
+  if (!answer.ok()) return answer.status();
+  if (answer->error == ENODEV) return absl::NotFoundError("the device is gone");
+  if (answer->error != 0) {
+    return StatusFromErrno(answer->error, DescribeKernelError(answer->error, answer->message));
+  }
+  return "removed";
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<IfbDevice>> IfbDevice::Create(std::shared_ptr<Netns> netns,
                                                              const std::string& name) {
@@ -1019,12 +1107,27 @@ absl::StatusOr<std::unique_ptr<IfbDevice>> IfbDevice::Create(std::shared_ptr<Net
   if (int err = rtnl_link_build_add_request(link.get(), NLM_F_CREATE | NLM_F_EXCL, &msg); err < 0) {
     return absl::InternalError(Cat(where, ": cannot ", what, ": libnl: ", nl_geterror(err)));
   }
-  if (auto status = Ask(*session->socket, NetlinkMessage(msg), where, what); !status.ok()) return status;
+  NetlinkMessage request(msg);
+  // Checked before the journal names the device: a replay must never delete someone else's device.
+  if (if_nametoindex(name.c_str()) != 0) {
+    return absl::AlreadyExistsError(Cat(where, ": cannot ", what, ": a device of that name exists"));
+  }
+  journal::Change change;
+  change.set_what(Cat("ifb device ", name, " in ", netns->Describe()));
+  *change.mutable_ifb()->mutable_netns() = netns->Record();
+  change.mutable_ifb()->set_name(name);
+  auto entry = RecordChange(std::move(change));
+  if (!entry.ok()) return entry.status();
+  if (auto status = Ask(*session->socket, std::move(request), where, what); !status.ok()) {
+    entry->Done();  // refused: nothing was made
+    return status;
+  }
   int ifindex = static_cast<int>(if_nametoindex(name.c_str()));
   if (ifindex == 0) {
     return absl::InternalError(Cat(where, ": ifb device ", name, " was created but is not there"));
   }
   auto device = std::unique_ptr<IfbDevice>(new IfbDevice(std::move(netns), name, ifindex));
+  device->entry_ = *std::move(entry);
   log::Info("kernel.ifb_created").With("device", device->Describe());
   return device;
 }
@@ -1038,31 +1141,90 @@ IfbDevice::~IfbDevice() {
         .With("error", session.status().ToString());
     return;
   }
-  std::unique_ptr<rtnl_link, decltype(&rtnl_link_put)> link(rtnl_link_alloc(), &rtnl_link_put);
-  nl_msg* msg = nullptr;
-  if (link != nullptr) rtnl_link_set_ifindex(link.get(), ifindex_);
-  if (link == nullptr || rtnl_link_build_delete_request(link.get(), &msg) < 0) {
+  auto deleted = DeleteLink(*session->socket, ifindex_);
+  if (deleted.ok()) {
+    log::Info("kernel.ifb_removed").With("device", description);
+  } else if (absl::IsNotFound(deleted.status())) {
+    log::Info("kernel.ifb_gone").With("device", description);
+  } else {
     log::Error("kernel.ifb_remove_failed")
         .With("device", description)
-        .With("error", "libnl: cannot build the request");
+        .With("error", deleted.status().ToString());
     return;
   }
-  auto answer = session->socket->Request(NetlinkMessage(msg));
-  if (!answer.ok()) {
-    log::Error("kernel.ifb_remove_failed")
-        .With("device", description)
-        .With("error", answer.status().ToString());
-  } else if (answer->error == ENODEV) {
-    log::Info("kernel.ifb_gone").With("device", description);
-  } else if (answer->error != 0) {
-    log::Error("kernel.ifb_remove_failed")
-        .With("device", description)
-        .With("error", DescribeKernelError(answer->error, answer->message));
-  } else {
-    log::Info("kernel.ifb_removed").With("device", description);
-  }
+  entry_.Done();
 }
 
 std::string IfbDevice::Describe() const { return Cat("ifb device ", name_, " in ", netns_->Describe()); }
+
+// --- replay --------------------------------------------------------------------------------------------
+
+absl::StatusOr<std::string> UndoRecordedQdisc(const journal::Qdisc& recorded) {
+  auto netns = ReopenDevice(recorded.device());
+  if (!netns.ok()) return netns.status();
+  const journal::Device& device = recorded.device();
+  return DeleteTc(
+      **netns, device.name(), device.ifindex(), RTM_DELQDISC, recorded.kind(), recorded.parent(),
+      recorded.handle(), "qdisc",
+      DescribeQdisc(recorded.kind(), recorded.parent(), recorded.handle(), device.name(), **netns));
+}
+
+absl::StatusOr<std::string> UndoRecordedHtbClass(const journal::HtbClass& recorded) {
+  auto netns = ReopenDevice(recorded.device());
+  if (!netns.ok()) return netns.status();
+  const journal::Device& device = recorded.device();
+  return DeleteTc(**netns, device.name(), device.ifindex(), RTM_DELTCLASS, "", recorded.parent(),
+                  recorded.classid(), "class",
+                  DescribeHtbClass(recorded.parent(), recorded.classid(), device.name(), **netns));
+}
+
+absl::StatusOr<std::string> UndoRecordedRoot(const journal::RootReplaced& recorded) {
+  auto netns = ReopenDevice(recorded.device());
+  if (!netns.ok()) return netns.status();
+  const journal::Device& device = recorded.device();
+  {
+    auto session = OpenSession(**netns, device.name(), device.ifindex());
+    if (!session.ok()) return session.status();
+    auto qdiscs = DumpTc(*session->socket, RTM_GETQDISC, session->ifindex, 0);
+    if (!qdiscs.ok()) return qdiscs.status();
+    auto root = std::find_if(qdiscs->begin(), qdiscs->end(),
+                             [](const Dumped& qdisc) { return qdisc.parent == TC_H_ROOT; });
+    // Never replaced (a crash before the change), put back already, or replaced by someone since.
+    if (root == qdiscs->end() || root->kind != recorded.kind() || root->handle != recorded.handle()) {
+      return absl::NotFoundError(
+          Cat("faultline's root ", recorded.kind(), " ", FormatTcHandle(recorded.handle()), " is not there (",
+              root == qdiscs->end() ? std::string("no root")
+                                    : Cat("the root is ", root->kind, " ", FormatTcHandle(root->handle)),
+              ")"));
+    }
+  }
+  RootQdisc original = RootQdisc::FromRecord(*netns, recorded);
+  if (absl::Status restored = original.Restore(); !restored.ok()) return restored;
+  return Cat("put back ", original.Describe());
+}
+
+absl::StatusOr<std::string> UndoRecordedIfb(const journal::IfbDevice& recorded) {
+  auto netns = Netns::Reopen(recorded.netns());
+  if (!netns.ok()) return netns.status();
+  auto session = EnterNetns(**netns, (*netns)->Describe());
+  if (!session.ok()) return session.status();
+  int ifindex = static_cast<int>(if_nametoindex(recorded.name().c_str()));
+  if (ifindex == 0)
+    return absl::NotFoundError(Cat("no device ", recorded.name(), " in ", (*netns)->Describe()));
+  rtnl_link* link = nullptr;
+  auto answer = session->socket->RunLibnl(
+      [&](nl_sock* sock) { return rtnl_link_get_kernel(sock, ifindex, nullptr, &link); });
+  std::unique_ptr<rtnl_link, decltype(&rtnl_link_put)> owned(link, &rtnl_link_put);
+  if (!answer.ok()) return answer.status();
+  if (answer->error != 0 || link == nullptr) {
+    return absl::NotFoundError(Cat("device ", recorded.name(), " is gone from ", (*netns)->Describe()));
+  }
+  const char* type = rtnl_link_get_type(link);
+  if (type == nullptr || std::string_view(type) != "ifb") {
+    return absl::NotFoundError(Cat("device ", recorded.name(), " is not an ifb device (",
+                                   type == nullptr ? "no kind" : type, "): not faultline's"));
+  }
+  return DeleteLink(*session->socket, ifindex);
+}
 
 }  // namespace faultline::kernel

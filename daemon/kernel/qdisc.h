@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "kernel/journal.h"
 #include "kernel/netem_tables.h"
 #include "kernel/netns.h"
 
@@ -71,10 +72,67 @@ struct TbfParams {
   uint32_t limit_bytes = 0;  // bytes that may wait for tokens; more are dropped
 };
 
+// The root qdisc an interface had before faultline replaced it, kept to be put back exactly.
+//
+// The kernel's default root (noqueue on veth, pfifo_fast, fq_codel or mq on NICs: a root with handle
+// 0) comes back by deleting whatever root is there: the kernel then attaches its default again
+// (dev_activate). A root someone added is re-created with its handle, its options exactly as the
+// kernel reported them, its htb classes and the qdiscs added under it. Take() refuses
+// (FAILED_PRECONDITION, saying what and why) a tree it could not re-create exactly: filters anywhere
+// in it, kinds it does not know, size tables, rate estimators, netem with a jitter (the kernel never
+// reports netem's distribution table), or a default root with qdiscs added under it.
+class RootQdisc {
+ public:
+  static absl::StatusOr<RootQdisc> Take(std::shared_ptr<Netns> netns, const std::string& interface);
+
+  // Deletes the root that is there now (with everything under it) and re-creates what was taken.
+  // Destroy faultline's own qdiscs first: one with the same handle as a re-created qdisc would
+  // otherwise delete it.
+  absl::Status Restore() const;
+
+  bool is_default() const { return root_handle_ == 0; }
+  // The taken root's handle, 0 for the kernel's default; a replacement root must use another one.
+  uint32_t handle() const { return root_handle_; }
+  // "the default root (noqueue) of veth0 in netns /run/netns/x" or
+  // "root tbf 1: (with 2 classes and 1 qdisc under it) of veth0 in netns /run/netns/x"
+  std::string Describe() const;
+
+  // The journal's record of it (the device, kind, handle and tree of the original), and the
+  // RootQdisc such a record describes, for the replay.
+  journal::RootReplaced Record() const;
+  static RootQdisc FromRecord(std::shared_ptr<Netns> netns, const journal::RootReplaced& recorded);
+
+  // One qdisc or class as the kernel dumped it, and the options to re-create it with.
+  struct TcObject {
+    bool is_class = false;
+    std::string kind;
+    uint32_t handle = 0;
+    uint32_t parent = 0;
+    std::vector<uint8_t> options;  // TCA_OPTIONS' payload
+  };
+
+ private:
+  RootQdisc(std::shared_ptr<Netns> netns, std::string interface, int ifindex, std::string root_kind,
+            uint32_t root_handle, std::vector<TcObject> objects)
+      : netns_(std::move(netns)),
+        interface_(std::move(interface)),
+        ifindex_(ifindex),
+        root_kind_(std::move(root_kind)),
+        root_handle_(root_handle),
+        objects_(std::move(objects)) {}
+  std::shared_ptr<Netns> netns_;
+  std::string interface_;
+  int ifindex_;  // put back on that device, not on one re-created under its name
+  std::string root_kind_;
+  uint32_t root_handle_;
+  std::vector<TcObject> objects_;  // in creation order: root first, parents before children
+};
+
 // A qdisc faultline added, deleted (in its namespace) when destroyed. Its children go with it.
-// Added at TC_H_ROOT, a qdisc replaces the interface's root (take a RootQdisc first to put the old one
-// back), but never one with the same handle, which the kernel would only modify; under a class it is
-// refused if that class already has a qdisc someone added.
+// Added at TC_H_ROOT, a qdisc replaces the interface's root (take a RootQdisc first and pass it as
+// `replacing` to have the old one put back instead), but never one with the same handle, which the
+// kernel would only modify; under a class it is refused if that class already has a qdisc someone
+// added. Each is journaled before it is added; a root with the RootQdisc it replaces.
 class Qdisc {
  public:
   static absl::StatusOr<std::unique_ptr<Qdisc>> AddNetem(std::shared_ptr<Netns> netns,
@@ -84,14 +142,16 @@ class Qdisc {
                                                        const std::string& interface, uint32_t parent,
                                                        uint32_t handle, const TbfParams& params);
   // An htb root; unclassified packets go to class handle:default_class_minor (0: sent unshaped).
+  // `replacing`: the root taken before, put back when this one is destroyed.
   static absl::StatusOr<std::unique_ptr<Qdisc>> AddHtbRoot(std::shared_ptr<Netns> netns,
                                                            const std::string& interface, uint32_t handle,
-                                                           uint32_t default_class_minor);
+                                                           uint32_t default_class_minor,
+                                                           const RootQdisc* replacing = nullptr);
   // A prio root with `bands` bands (2 to 16), classes handle:1 to handle:bands. Every priority maps to
   // band 1, so traffic no filter classifies takes handle:1; faults go in the other bands.
   static absl::StatusOr<std::unique_ptr<Qdisc>> AddPrioRoot(std::shared_ptr<Netns> netns,
                                                             const std::string& interface, uint32_t handle,
-                                                            int bands);
+                                                            int bands, const RootQdisc* replacing = nullptr);
   ~Qdisc();
   Qdisc(const Qdisc&) = delete;
   Qdisc& operator=(const Qdisc&) = delete;
@@ -106,6 +166,8 @@ class Qdisc {
   uint32_t parent() const { return parent_; }
   const std::string& interface() const { return interface_; }
   const Netns& netns() const { return *netns_; }
+  // The root this one replaced, for a root added with `replacing`.
+  const RootQdisc* replaced() const { return replaced_.get(); }
   // "netem 10: parent 1:2 on veth0 in netns /run/netns/x"
   std::string Describe() const;
 
@@ -126,6 +188,8 @@ class Qdisc {
   uint32_t parent_;
   uint32_t handle_;
   DelayDistribution distribution_;  // netem only: the table the kernel holds
+  std::unique_ptr<RootQdisc> replaced_;
+  JournalEntry entry_;
 };
 
 // An htb class, deleted when destroyed. Rates in bytes per second; rates of 4 GiB/s and more go in
@@ -156,57 +220,7 @@ class HtbClass {
   int ifindex_;
   uint32_t parent_;
   uint32_t classid_;
-};
-
-// The root qdisc an interface had before faultline replaced it, kept to be put back exactly.
-//
-// The kernel's default root (noqueue on veth, pfifo_fast, fq_codel or mq on NICs: a root with handle
-// 0) comes back by deleting whatever root is there: the kernel then attaches its default again
-// (dev_activate). A root someone added is re-created with its handle, its options exactly as the
-// kernel reported them, its htb classes and the qdiscs added under it. Take() refuses
-// (FAILED_PRECONDITION, saying what and why) a tree it could not re-create exactly: filters anywhere
-// in it, kinds it does not know, size tables, rate estimators, netem with a jitter (the kernel never
-// reports netem's distribution table), or a default root with qdiscs added under it.
-class RootQdisc {
- public:
-  static absl::StatusOr<RootQdisc> Take(std::shared_ptr<Netns> netns, const std::string& interface);
-
-  // Deletes the root that is there now (with everything under it) and re-creates what was taken.
-  // Destroy faultline's own qdiscs first: one with the same handle as a re-created qdisc would
-  // otherwise delete it.
-  absl::Status Restore() const;
-
-  bool is_default() const { return root_handle_ == 0; }
-  // The taken root's handle, 0 for the kernel's default; a replacement root must use another one.
-  uint32_t handle() const { return root_handle_; }
-  // "the default root (noqueue) of veth0 in netns /run/netns/x" or
-  // "root tbf 1: (with 2 classes and 1 qdisc under it) of veth0 in netns /run/netns/x"
-  std::string Describe() const;
-
-  // One qdisc or class as the kernel dumped it, and the options to re-create it with.
-  struct TcObject {
-    bool is_class = false;
-    std::string kind;
-    uint32_t handle = 0;
-    uint32_t parent = 0;
-    std::vector<uint8_t> options;  // TCA_OPTIONS' payload
-  };
-
- private:
-  RootQdisc(std::shared_ptr<Netns> netns, std::string interface, int ifindex, std::string root_kind,
-            uint32_t root_handle, std::vector<TcObject> objects)
-      : netns_(std::move(netns)),
-        interface_(std::move(interface)),
-        ifindex_(ifindex),
-        root_kind_(std::move(root_kind)),
-        root_handle_(root_handle),
-        objects_(std::move(objects)) {}
-  std::shared_ptr<Netns> netns_;
-  std::string interface_;
-  int ifindex_;  // put back on that device, not on one re-created under its name
-  std::string root_kind_;
-  uint32_t root_handle_;
-  std::vector<TcObject> objects_;  // in creation order: root first, parents before children
+  JournalEntry entry_;
 };
 
 // An ifb device faultline created, up; deleted when destroyed. Ingress faults redirect packets to it
@@ -231,6 +245,16 @@ class IfbDevice {
   std::shared_ptr<Netns> netns_;
   std::string name_;
   int ifindex_;
+  JournalEntry entry_;
 };
+
+// Replay (Journal::Replay) of recorded qdiscs, classes, roots and ifb devices: what was undone;
+// NOT_FOUND when there was nothing left to undo (the namespace, device or object is gone); another
+// error when the undo failed. A replaced root is put back only while faultline's root is still there,
+// and an ifb device is deleted only if the device of that name is an ifb device.
+absl::StatusOr<std::string> UndoRecordedQdisc(const journal::Qdisc& recorded);
+absl::StatusOr<std::string> UndoRecordedHtbClass(const journal::HtbClass& recorded);
+absl::StatusOr<std::string> UndoRecordedRoot(const journal::RootReplaced& recorded);
+absl::StatusOr<std::string> UndoRecordedIfb(const journal::IfbDevice& recorded);
 
 }  // namespace faultline::kernel

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "faultline/api/cat.h"
+#include "kernel/guard_map.h"
 #include "target_abi.h"
 
 namespace faultline::kernel {
@@ -56,6 +57,12 @@ absl::Status PrepareTarget(const char* program, const TargetSpec& spec, const Ta
   if (spec.protocols == 0 || (spec.protocols & ~FL_PROTO_ALL) != 0) {
     return absl::InvalidArgumentError(Cat(program, ": protocol mask 0x", std::hex, spec.protocols,
                                           " selects no packets; use FL_PROTO_* bits"));
+  }
+  if (const GuardMap* guard = GuardMap::Installed()) {
+    if (int err = bpf_map__reuse_fd(maps.guarded, guard->fd()); err != 0) {
+      return absl::InternalError(
+          Cat(program, ": cannot share the control-plane guard's map: ", std::strerror(-err)));
+    }
   }
   SizeTries(maps.peers_v4, maps.peers_v6, spec.peers);
   SizeTries(maps.excluded_v4, maps.excluded_v6, spec.excluded);

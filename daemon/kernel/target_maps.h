@@ -32,17 +32,20 @@ struct TargetMaps {
   bpf_map* excluded_v6;
   bpf_map* ports;
   bpf_map* stats;
+  bpf_map* guarded;  // the control-plane guard's (kernel/guard_map.h)
 };
 
 // Any bpftool skeleton built from a program that includes bpf/target.bpf.h.
 template <typename Skeleton>
 TargetMaps TargetMapsOf(const Skeleton& skeleton) {
   const auto& maps = skeleton.maps;
-  return {maps.peers_v4, maps.peers_v6, maps.excluded_v4, maps.excluded_v6, maps.ports, maps.stats};
+  return {maps.peers_v4, maps.peers_v6, maps.excluded_v4, maps.excluded_v6,
+          maps.ports,    maps.stats,    maps.guarded};
 }
 
 // Before load: refuses a spec that selects no packets, sizes the tries to the spec and writes its
 // deadline, protocols and match flags into `config` (the program's other config fields are left alone).
+// The program shares the installed control-plane guard's map (GuardMap::Install), if there is one.
 // `program` names the program in errors ("drop program").
 absl::Status PrepareTarget(const char* program, const TargetSpec& spec, const TargetMaps& maps,
                            fl_target_config& config);

@@ -1,19 +1,28 @@
 #include "kernel/tc.h"
 
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/if_ether.h>
+#include <linux/pkt_cls.h>
+#include <linux/tc_act/tc_mirred.h>
 #include <net/if.h>
 #include <net/if_arp.h>
+#include <netlink/attr.h>
+#include <netlink/msg.h>
 #include <netlink/route/classifier.h>
 #include <netlink/route/tc.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <vector>
 
 #include "faultline/api/cat.h"
 #include "log.h"
@@ -72,6 +81,108 @@ int CountClsactFilters(int ifindex) {
   return count;
 }
 
+// What libbpf names the filters it attaches ("fl_redirect:[42]"), which `tc filter show` prints.
+std::string FilterName(int program_fd) {
+  bpf_prog_info info{};
+  uint32_t length = sizeof(info);
+  if (bpf_obj_get_info_by_fd(program_fd, &info, &length) != 0) return "fl_program";
+  return Cat(info.name, ":[", info.id, "]");
+}
+
+uint32_t ClsactParent(Hook direction) {
+  return TC_H_MAKE(TC_H_CLSACT, direction == Hook::kEgress ? TC_H_MIN_EGRESS : TC_H_MIN_INGRESS);
+}
+
+// The filters on one clsact hook of the device, in the calling thread's namespace.
+absl::StatusOr<std::vector<DumpedTc>> HookFilters(int ifindex, Hook direction) {
+  auto socket = RouteSocket::Open();
+  if (!socket.ok()) return socket.status();
+  return DumpTc(**socket, RTM_GETTFILTER, ifindex, ClsactParent(direction));
+}
+
+// Whether the device has a clsact (or ingress) qdisc, in the calling thread's namespace.
+absl::StatusOr<bool> HasClsact(int ifindex) {
+  auto socket = RouteSocket::Open();
+  if (!socket.ok()) return socket.status();
+  auto qdiscs = DumpTc(**socket, RTM_GETQDISC, ifindex, 0);
+  if (!qdiscs.ok()) return qdiscs.status();
+  return std::any_of(qdiscs->begin(), qdiscs->end(),
+                     [](const DumpedTc& qdisc) { return qdisc.parent == TC_H_CLSACT; });
+}
+
+// The priority the kernel would give a new filter (tc_new_tfilter with priority 0, tcf_auto_prio):
+// one below the first filter at 32768 or above, 49152 when there is none.
+absl::StatusOr<uint32_t> FreePriority(int ifindex, Hook direction) {
+  auto filters = HookFilters(ifindex, direction);
+  if (!filters.ok()) return filters.status();
+  uint32_t lowest = 0;
+  for (const DumpedTc& filter : *filters) {
+    uint32_t priority = TC_H_MAJ(filter.info) >> 16;
+    if (priority >= 0x8000 && (lowest == 0 || priority < lowest)) lowest = priority;
+  }
+  return lowest == 0 ? 0xc000 : lowest - 1;
+}
+
+// A filter's TCA_BPF_NAME, from its dumped options; "" for other kinds.
+std::string BpfName(const DumpedTc& filter) {
+  if (filter.kind != "bpf" || filter.options.empty()) return "";
+  std::vector<uint8_t> options = filter.options;
+  nlattr* attrs[TCA_BPF_MAX + 1] = {};
+  if (nla_parse(attrs, TCA_BPF_MAX, reinterpret_cast<nlattr*>(options.data()),
+                static_cast<int>(options.size()), nullptr) < 0 ||
+      attrs[TCA_BPF_NAME] == nullptr) {
+    return "";
+  }
+  const char* chars = static_cast<const char*>(nla_data(attrs[TCA_BPF_NAME]));
+  return std::string(chars, strnlen(chars, static_cast<size_t>(nla_len(attrs[TCA_BPF_NAME]))));
+}
+
+// Removes the clsact qdisc faultline created on the device, in the calling thread's namespace:
+// "removed", or NOT_FOUND when it is gone or carries filters someone else attached (an operator, a
+// CNI), which are left to them.
+absl::StatusOr<std::string> RemoveClsact(int ifindex, const std::string& interface) {
+  auto exists = HasClsact(ifindex);
+  if (!exists.ok()) return exists.status();
+  if (!*exists) return absl::NotFoundError("the clsact qdisc is gone");
+  if (int others = CountClsactFilters(ifindex); others != 0) {
+    if (others < 0) return absl::UnavailableError("cannot list the filters on the clsact qdisc");
+    log::Info("kernel.clsact_kept").With("interface", interface).With("other_filters", others);
+    return absl::NotFoundError(Cat("kept: ", others, " filter(s) someone else attached are on it"));
+  }
+  // Destroying with both attach points set deletes the clsact qdisc itself.
+  bpf_tc_hook hook = MakeHook(ifindex, static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
+  int err = bpf_tc_hook_destroy(&hook);
+  if (err == -ENOENT || err == -EINVAL || err == -ENODEV)
+    return absl::NotFoundError("the clsact qdisc is gone");
+  if (err != 0) return absl::InternalError(Cat("cannot delete the clsact qdisc: ", std::strerror(-err)));
+  return "removed";
+}
+
+// Held from picking a filter's priority until the filter is attached, so two faults never pick one.
+std::mutex attach_mutex;
+
+std::string DescribeFilter(const ClsactHook& hook, Hook direction, uint32_t priority, uint32_t handle,
+                           const std::string& redirect_to) {
+  return Cat("cls_bpf ", HookName(direction), " pref ", priority, " handle 0x", std::hex, handle, std::dec,
+             redirect_to.empty() ? "" : Cat(" with mirred redirect to ", redirect_to), " on ",
+             hook.interface(), " in ", hook.netns().Describe());
+}
+
+// Journals a filter about to be attached (in the hook's namespace).
+absl::StatusOr<JournalEntry> RecordFilter(const ClsactHook& hook, Hook direction, uint32_t priority,
+                                          uint32_t handle, int program_fd, const std::string& redirect_to) {
+  journal::Change change;
+  std::string name = FilterName(program_fd);
+  change.set_what(Cat(DescribeFilter(hook, direction, priority, handle, redirect_to), " running ", name));
+  journal::Filter* filter = change.mutable_filter();
+  *filter->mutable_device() = RecordDevice(hook.netns(), hook.interface(), hook.ifindex());
+  filter->set_hook(HookName(direction));
+  filter->set_priority(priority);
+  filter->set_handle(handle);
+  filter->set_name(name);
+  return RecordChange(std::move(change));
+}
+
 }  // namespace
 
 const char* HookName(Hook hook) { return hook == Hook::kEgress ? "egress" : "ingress"; }
@@ -88,13 +199,26 @@ absl::StatusOr<std::shared_ptr<ClsactHook>> ClsactHook::Acquire(std::shared_ptr<
   HookKey key{netns->device(), netns->inode(), ifindex};
   if (auto existing = hooks[key].lock()) return existing;
 
+  std::string where = Cat("interface ", interface, " in ", netns->Describe());
+  auto exists = HasClsact(ifindex);
+  if (!exists.ok()) return absl::Status(exists.status().code(), Cat(where, ": ", exists.status().message()));
+  JournalEntry entry;
+  if (!*exists) {
+    journal::Change change;
+    change.set_what(Cat("clsact qdisc on ", interface, " in ", netns->Describe()));
+    *change.mutable_clsact()->mutable_device() = RecordDevice(*netns, interface, ifindex);
+    auto recorded = RecordChange(std::move(change));
+    if (!recorded.ok()) return recorded.status();
+    entry = *std::move(recorded);
+  }
   bpf_tc_hook hook = MakeHook(ifindex, BPF_TC_INGRESS);
   int err = bpf_tc_hook_create(&hook);
   if (err != 0 && err != -EEXIST) {
-    return absl::FailedPreconditionError(Cat("interface ", interface, " in ", netns->Describe(),
-                                             ": cannot add a clsact qdisc: ", std::strerror(-err)));
+    entry.Done();
+    return absl::FailedPreconditionError(Cat(where, ": cannot add a clsact qdisc: ", std::strerror(-err)));
   }
   bool created = err == 0;
+  if (!created) entry.Done();  // there after all: adopted, not made
   bool ethernet = HasEthernetHeader(interface);
   log::Info("kernel.clsact")
       .With("interface", interface)
@@ -102,6 +226,7 @@ absl::StatusOr<std::shared_ptr<ClsactHook>> ClsactHook::Acquire(std::shared_ptr<
       .With("created", created);
   auto shared =
       std::shared_ptr<ClsactHook>(new ClsactHook(std::move(netns), interface, ifindex, created, ethernet));
+  if (created) shared->entry_ = std::move(entry);
   hooks[key] = shared;
   return shared;
 }
@@ -119,18 +244,13 @@ ClsactHook::~ClsactHook() {
         .With("error", scope.status().ToString());
     return;
   }
-  // Someone else attached filters to the clsact faultline made (an operator, a CNI): leave it to them.
-  if (int others = CountClsactFilters(ifindex_); others != 0) {
-    log::Info("kernel.clsact_kept").With("interface", interface_).With("other_filters", others);
-    return;
-  }
-  // Destroying with both attach points set deletes the clsact qdisc itself.
-  bpf_tc_hook hook = MakeHook(ifindex_, static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
-  int err = bpf_tc_hook_destroy(&hook);
-  if (err != 0 && err != -ENOENT && err != -EINVAL && err != -ENODEV) {
+  auto removed = RemoveClsact(ifindex_, interface_);
+  if (removed.ok() || absl::IsNotFound(removed.status())) {
+    entry_.Done();
+  } else {
     log::Error("kernel.clsact_remove_failed")
         .With("interface", interface_)
-        .With("error", std::strerror(-err));
+        .With("error", removed.status().ToString());
   }
 }
 
@@ -138,19 +258,104 @@ absl::StatusOr<std::unique_ptr<TcFilter>> TcFilter::Attach(std::shared_ptr<Clsac
                                                            int program_fd, uint32_t priority) {
   auto scope = NetnsScope::Enter(hook->netns());
   if (!scope.ok()) return scope.status();
+  std::string where = Cat("interface ", hook->interface(), " in ", hook->netns().Describe(),
+                          ": cannot attach a cls_bpf ", HookName(direction), " filter: ");
+  std::lock_guard lock(attach_mutex);
+  if (priority == 0) {
+    auto free = FreePriority(hook->ifindex(), direction);
+    if (!free.ok()) return absl::Status(free.status().code(), Cat(where, free.status().message()));
+    priority = *free;
+  }
+  constexpr uint32_t kHandle = 1;  // the filter is alone at its priority
+  auto entry = RecordFilter(*hook, direction, priority, kHandle, program_fd, "");
+  if (!entry.ok()) return entry.status();
   bpf_tc_hook tc_hook = MakeHook(hook->ifindex(), AttachPoint(direction));
   bpf_tc_opts opts{};
   opts.sz = sizeof(opts);
   opts.prog_fd = program_fd;
   opts.priority = priority;
-  // handle and priority 0: the kernel picks a free priority, so faults never replace each other's filters.
-  int err = bpf_tc_attach(&tc_hook, &opts);
-  if (err != 0) {
-    return absl::FailedPreconditionError(Cat("interface ", hook->interface(), " in ",
-                                             hook->netns().Describe(), ": cannot attach a cls_bpf ",
-                                             HookName(direction), " filter: ", std::strerror(-err)));
+  opts.handle = kHandle;
+  if (int err = bpf_tc_attach(&tc_hook, &opts); err != 0) {
+    entry->Done();
+    return absl::FailedPreconditionError(Cat(where, std::strerror(-err)));
   }
-  return std::unique_ptr<TcFilter>(new TcFilter(std::move(hook), direction, opts.handle, opts.priority));
+  auto filter = std::unique_ptr<TcFilter>(new TcFilter(std::move(hook), direction, kHandle, priority));
+  filter->entry_ = *std::move(entry);
+  return filter;
+}
+
+absl::StatusOr<std::unique_ptr<TcFilter>> TcFilter::AttachRedirect(std::shared_ptr<ClsactHook> hook,
+                                                                   int program_fd, uint32_t priority,
+                                                                   int target_ifindex) {
+  // The destructor names the filter by handle and priority, so both must be known up front.
+  if (priority == 0 || priority > 0xffff) {
+    return absl::InvalidArgumentError(Cat("redirect filter: priority ", priority, " is not in 1-65535"));
+  }
+  auto scope = NetnsScope::Enter(hook->netns());
+  if (!scope.ok()) return scope.status();
+  char target[IF_NAMESIZE] = "";
+  if (target_ifindex <= 0 || if_indextoname(static_cast<unsigned>(target_ifindex), target) == nullptr) {
+    return absl::NotFoundError(
+        Cat("redirect filter: no device with ifindex ", target_ifindex, " in ", hook->netns().Describe()));
+  }
+  auto request = RedirectFilterRequest(hook->ifindex(), priority, program_fd, target_ifindex);
+  if (!request.ok()) return request.status();
+  auto socket = RouteSocket::Open();
+  if (!socket.ok()) return socket.status();
+  auto entry = RecordFilter(*hook, Hook::kIngress, priority, 1, program_fd, target);
+  if (!entry.ok()) return entry.status();
+  auto answer = (*socket)->Request(*std::move(request));
+  std::string what = Cat("interface ", hook->interface(), " in ", hook->netns().Describe(),
+                         ": cannot attach a cls_bpf ingress filter redirecting to ", target, ": ");
+  if (!answer.ok() || answer->error != 0) entry->Done();
+  if (!answer.ok()) return absl::Status(answer.status().code(), Cat(what, answer.status().message()));
+  if (answer->error != 0) {
+    return StatusFromErrno(answer->error, Cat(what, DescribeKernelError(answer->error, answer->message)));
+  }
+  auto filter = std::unique_ptr<TcFilter>(new TcFilter(std::move(hook), Hook::kIngress, 1, priority, target));
+  filter->entry_ = *std::move(entry);
+  return filter;
+}
+
+absl::StatusOr<NetlinkMessage> RedirectFilterRequest(int ifindex, uint32_t priority, int program_fd,
+                                                     int target_ifindex) {
+  auto out_of_room = [] { return absl::InternalError("redirect filter: cannot build the netlink request"); };
+  NetlinkMessage msg(nlmsg_alloc());
+  if (msg == nullptr || nlmsg_put(msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, RTM_NEWTFILTER, 0,
+                                  NLM_F_CREATE | NLM_F_EXCL) == nullptr) {
+    return out_of_room();
+  }
+  tcmsg header{};
+  header.tcm_family = AF_UNSPEC;
+  header.tcm_ifindex = ifindex;
+  header.tcm_handle = 1;
+  header.tcm_parent = TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS);
+  header.tcm_info = TC_H_MAKE(priority << 16, htons(ETH_P_ALL));
+  if (nlmsg_append(msg.get(), &header, sizeof(header), NLMSG_ALIGNTO) < 0) return out_of_room();
+
+  tc_mirred mirred{};
+  mirred.action = TC_ACT_STOLEN;  // what tc's "mirred egress redirect" asks for: the packet is gone here
+  mirred.eaction = TCA_EGRESS_REDIR;
+  mirred.ifindex = static_cast<uint32_t>(target_ifindex);
+  nl_msg* m = msg.get();
+  if (nla_put_string(m, TCA_KIND, "bpf") < 0) return out_of_room();
+  nlattr* options = nla_nest_start(m, TCA_OPTIONS);
+  // No TCA_BPF_FLAGS, so no TCA_BPF_FLAG_ACT_DIRECT: cls_bpf_classify (net/sched/cls_bpf.c) then goes
+  // to the next filter on a 0 return and otherwise runs the filter's actions (tcf_exts_exec).
+  if (options == nullptr || nla_put_u32(m, TCA_BPF_FD, static_cast<uint32_t>(program_fd)) < 0 ||
+      nla_put_string(m, TCA_BPF_NAME, FilterName(program_fd).c_str()) < 0) {
+    return out_of_room();
+  }
+  nlattr* actions = nla_nest_start(m, TCA_BPF_ACT);
+  nlattr* first = actions == nullptr ? nullptr : nla_nest_start(m, 1);  // actions are numbered from 1
+  if (first == nullptr || nla_put_string(m, TCA_ACT_KIND, "mirred") < 0) return out_of_room();
+  nlattr* parameters = nla_nest_start(m, TCA_ACT_OPTIONS);
+  if (parameters == nullptr || nla_put(m, TCA_MIRRED_PARMS, sizeof(mirred), &mirred) < 0 ||
+      nla_nest_end(m, parameters) < 0 || nla_nest_end(m, first) < 0 || nla_nest_end(m, actions) < 0 ||
+      nla_nest_end(m, options) < 0) {
+    return out_of_room();
+  }
+  return msg;
 }
 
 TcFilter::~TcFilter() {
@@ -170,12 +375,47 @@ TcFilter::~TcFilter() {
   // ENOENT/ENODEV: someone removed the filter, the clsact qdisc or the interface already; nothing is left.
   if (err != 0 && err != -ENOENT && err != -ENODEV && err != -EINVAL) {
     log::Error("kernel.filter_remove_failed").With("filter", Describe()).With("error", std::strerror(-err));
+    return;
   }
+  entry_.Done();
 }
 
 std::string TcFilter::Describe() const {
-  return Cat("cls_bpf ", HookName(direction_), " pref ", priority_, " handle 0x", std::hex, handle_, std::dec,
-             " on ", hook_->interface(), " in ", hook_->netns().Describe());
+  return DescribeFilter(*hook_, direction_, priority_, handle_, redirect_to_);
+}
+
+absl::StatusOr<std::string> UndoRecordedClsact(const journal::Clsact& recorded) {
+  auto netns = ReopenDevice(recorded.device());
+  if (!netns.ok()) return netns.status();
+  auto scope = NetnsScope::Enter(**netns);
+  if (!scope.ok()) return scope.status();
+  return RemoveClsact(recorded.device().ifindex(), recorded.device().name());
+}
+
+absl::StatusOr<std::string> UndoRecordedFilter(const journal::Filter& recorded) {
+  auto netns = ReopenDevice(recorded.device());
+  if (!netns.ok()) return netns.status();
+  auto scope = NetnsScope::Enter(**netns);
+  if (!scope.ok()) return scope.status();
+  Hook direction = recorded.hook() == HookName(Hook::kIngress) ? Hook::kIngress : Hook::kEgress;
+  int ifindex = recorded.device().ifindex();
+  auto filters = HookFilters(ifindex, direction);
+  if (!filters.ok()) return filters.status();
+  bool found = std::any_of(filters->begin(), filters->end(), [&](const DumpedTc& filter) {
+    return TC_H_MAJ(filter.info) >> 16 == recorded.priority() && filter.handle == recorded.handle() &&
+           BpfName(filter) == recorded.name();
+  });
+  if (!found)
+    return absl::NotFoundError(Cat("no filter ", recorded.name(), " is at that priority and handle"));
+  bpf_tc_hook tc_hook = MakeHook(ifindex, AttachPoint(direction));
+  bpf_tc_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.handle = recorded.handle();
+  opts.priority = recorded.priority();
+  int err = bpf_tc_detach(&tc_hook, &opts);
+  if (err == -ENOENT || err == -ENODEV || err == -EINVAL) return absl::NotFoundError("the filter is gone");
+  if (err != 0) return absl::InternalError(Cat("cannot delete the filter: ", std::strerror(-err)));
+  return "removed";
 }
 
 }  // namespace faultline::kernel

@@ -6,6 +6,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "kernel/journal.h"
+#include "kernel/netlink.h"
 #include "kernel/netns.h"
 
 namespace faultline::kernel {
@@ -13,8 +15,8 @@ namespace faultline::kernel {
 enum class Hook { kEgress, kIngress };
 const char* HookName(Hook hook);
 
-// The clsact qdisc of one interface, shared by every fault's filters there. If faultline created it,
-// it is removed with the last filter; a clsact the host already had is left alone.
+// The clsact qdisc of one interface, shared by every fault's filters there. If faultline created it
+// (journaled before), it is removed with the last filter; a clsact the host already had is left alone.
 class ClsactHook {
  public:
   static absl::StatusOr<std::shared_ptr<ClsactHook>> Acquire(std::shared_ptr<Netns> netns,
@@ -42,29 +44,63 @@ class ClsactHook {
   int ifindex_;
   bool created_;
   bool ethernet_;
+  JournalEntry entry_;  // when created
 };
 
-// A direct-action cls_bpf filter running one BPF program on a clsact hook; detached when destroyed.
+// A cls_bpf filter running one BPF program on a clsact hook; detached when destroyed.
 class TcFilter {
  public:
-  // `priority` 0 lets the kernel pick a free one (49152, then lower: newer filters run first); a
-  // filter that must run after every such one (a redirect) asks for a higher number.
+  // Direct action: the program's return value is the verdict. `priority` 0 picks a free one as the
+  // kernel would (49152, then one below the lowest taken from 32768 up: newer filters run first); a
+  // filter that must run after every such one asks for a higher number. faultline picks it, not the
+  // kernel, so that the journal names the filter before it exists. Handle 1.
   static absl::StatusOr<std::unique_ptr<TcFilter>> Attach(std::shared_ptr<ClsactHook> hook, Hook direction,
                                                           int program_fd, uint32_t priority = 0);
+  // On the hook's ingress, at `priority` (not 0): a filter that hands the packets its program selects
+  // to the egress of device `target_ifindex`, as RedirectFilterRequest describes.
+  static absl::StatusOr<std::unique_ptr<TcFilter>> AttachRedirect(std::shared_ptr<ClsactHook> hook,
+                                                                  int program_fd, uint32_t priority,
+                                                                  int target_ifindex);
   ~TcFilter();
   TcFilter(const TcFilter&) = delete;
   TcFilter& operator=(const TcFilter&) = delete;
 
-  // "cls_bpf egress pref 49152 handle 0x1 on veth0 in netns /run/netns/x"
+  // "cls_bpf egress pref 49152 handle 0x1 on veth0 in netns /run/netns/x", or for a redirect
+  // "cls_bpf ingress pref 60016 handle 0x1 with mirred redirect to ifb-veth0 on veth0 in netns ..."
   std::string Describe() const;
 
  private:
-  TcFilter(std::shared_ptr<ClsactHook> hook, Hook direction, uint32_t handle, uint32_t priority)
-      : hook_(std::move(hook)), direction_(direction), handle_(handle), priority_(priority) {}
+  TcFilter(std::shared_ptr<ClsactHook> hook, Hook direction, uint32_t handle, uint32_t priority,
+           std::string redirect_to = "")
+      : hook_(std::move(hook)),
+        direction_(direction),
+        handle_(handle),
+        priority_(priority),
+        redirect_to_(std::move(redirect_to)) {}
   std::shared_ptr<ClsactHook> hook_;
   Hook direction_;
   uint32_t handle_;
   uint32_t priority_;
+  std::string redirect_to_;  // the device a redirect filter sends packets to; empty otherwise
+  JournalEntry entry_;
 };
+
+// Replay (Journal::Replay) of a recorded clsact qdisc or filter: what was undone; NOT_FOUND when
+// there was nothing left to undo (the namespace, device or object is gone, or the clsact carries
+// filters someone else attached); another error when the undo failed.
+absl::StatusOr<std::string> UndoRecordedClsact(const journal::Clsact& recorded);
+// Deletes the filter at the recorded hook, priority and handle only if it is cls_bpf with the
+// recorded name (program name and id): never a filter someone attached there since.
+absl::StatusOr<std::string> UndoRecordedFilter(const journal::Filter& recorded);
+
+// The request for a redirect filter on the clsact ingress hook of device `ifindex`: cls_bpf at
+// `priority`, handle 1, WITHOUT direct action, running `program_fd`, with one mirred action that
+// redirects the packets the program selects (any nonzero return; 0 passes them to the next filter)
+// to the egress of device `target_ifindex`. Not bpf_redirect() in a direct-action program: before
+// kernel 6.4 that leaves the packet unmarked as redirected, and an ifb device drops such packets;
+// mirred marks every packet it redirects (skb_set_redirected). The capability probe sends this same
+// request, so "mirred" available means the drivers' filter attaches.
+absl::StatusOr<NetlinkMessage> RedirectFilterRequest(int ifindex, uint32_t priority, int program_fd,
+                                                     int target_ifindex);
 
 }  // namespace faultline::kernel

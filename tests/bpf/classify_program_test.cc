@@ -1,13 +1,10 @@
 // The classify program (bpf/classify.bpf.c), loaded through ClassifyProgram so its map filling is
 // tested too, run on crafted Ethernet frames with bpf_prog_test_run_opts.
 //
-// What a test run shows of it (measured on 6.18): the verdict and the program's counters, nothing
-// more. net/bpf/test_run.c copies some __sk_buff fields back into ctx_out (ifindex and wire_len come
-// back filled in) but not tc_classid, which reads 0 after a match, and it refuses a ctx_in that sets
-// tc_classid (EINVAL). bpf_redirect() only records its target and returns TC_ACT_REDIRECT; the test
-// run hands that verdict back without redirecting, the same for any ifindex. So the class a packet
-// lands in and the device it is redirected to are for tests with real qdiscs and traffic; here the
-// verdicts and counts pin down which packets match.
+// What a test run shows of it: the return value, skb->priority (net/bpf/test_run.c copies it back
+// into ctx_out) and the program's counters. So each case checks both: the verdict, and the class the
+// packet leaves with. Where a packet then goes (the class's qdisc, the ifb behind the redirect
+// filter's mirred action) is for tests with real qdiscs and traffic.
 #include "kernel/classify_program.h"
 
 #include <gtest/gtest.h>
@@ -25,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "faultline/api/cat.h"
 #include "packets.h"
 #include "target_abi.h"
 #include "test_run.h"
@@ -32,6 +30,7 @@
 namespace faultline::kernel {
 namespace {
 
+using api::Cat;
 using test::Addresses;
 using test::ArpFrame;
 using test::BothFamilies;
@@ -46,33 +45,47 @@ using test::Target;
 using test::Transport;
 using test::WhyNoBpf;
 
-// What the programs return (linux/pkt_cls.h).
-constexpr int kPass = TC_ACT_UNSPEC;  // -1: not this fault's; the next filter still runs
-// fl_classify's verdict is always kPass; a packet it classified leaves with skb->priority = its classid.
-// Run() reports that as kClassified, a value no program returns.
-constexpr int kClassified = 1000;
-constexpr int kRedirected = TC_ACT_REDIRECT;              // 7: fl_redirect sends it to the ifb
 constexpr uint32_t kClassid = TC_H_MAKE(1u << 16, 0x10);  // 1:10
-constexpr int kIfbIndex = 42;  // test runs never redirect, so the device need not exist
 
-// Where the program runs, which decides whose address is the peer.
+// Where the program runs, which decides whose address is the peer and what it returns.
 enum class Role {
-  kClassifier,  // fl_classify on clsact egress: the peer is the destination
-  kRedirect,    // fl_redirect on clsact ingress: the peer is the source
+  kClassifier,  // fl_classify on clsact egress (direct action): the peer is the destination
+  kRedirect,    // fl_redirect on clsact ingress (no direct action, mirred): the peer is the source
 };
 
-absl::StatusOr<std::unique_ptr<ClassifyProgram>> LoadAs(Role role, const TargetSpec& target) {
+absl::StatusOr<std::unique_ptr<ClassifyProgram>> LoadAs(Role role, const TargetSpec& target,
+                                                        uint32_t classid = kClassid) {
   switch (role) {
     case Role::kClassifier:
-      return ClassifyProgram::LoadClassifier(target, kClassid);
+      return ClassifyProgram::LoadClassifier(target, classid);
     case Role::kRedirect:
-      return ClassifyProgram::LoadRedirect(target, kIfbIndex, kClassid);
+      return ClassifyProgram::LoadRedirect(target, classid);
   }
   return absl::InternalError("test bug: unknown role");
 }
 
-// What the program returns for a packet of its fault.
-int MatchVerdict(Role role) { return role == Role::kRedirect ? kRedirected : kClassified; }
+// What a packet leaves a program with: its return value and skb->priority (0 when it came in).
+struct Outcome {
+  int verdict;
+  uint32_t priority;
+  bool operator==(const Outcome&) const = default;
+};
+
+void PrintTo(const Outcome& outcome, std::ostream* os) {
+  *os << "{verdict " << outcome.verdict << ", priority 0x" << std::hex << outcome.priority << std::dec << "}";
+}
+
+// A packet that is not the fault's. fl_classify returns TC_ACT_UNSPEC (-1), so the next filter runs.
+// fl_redirect must return exactly 0 (FL_REDIRECT_SKIP): without direct action, cls_bpf takes any
+// other value, TC_ACT_UNSPEC included, as a match and runs the redirect.
+Outcome Passed(Role role) { return {role == Role::kRedirect ? FL_REDIRECT_SKIP : TC_ACT_UNSPEC, 0}; }
+
+// A packet of the fault: its priority is the fault's class. fl_classify still returns TC_ACT_UNSPEC
+// (other faults' filters see the packet); fl_redirect returns FL_REDIRECT_SELECT, which makes cls_bpf
+// run the filter's mirred action.
+Outcome Matched(Role role, uint32_t classid = kClassid) {
+  return {role == Role::kRedirect ? FL_REDIRECT_SELECT : TC_ACT_UNSPEC, classid};
+}
 
 class ClassifyProgramTest : public ::testing::Test {
  protected:
@@ -87,13 +100,12 @@ class ClassifyProgramTest : public ::testing::Test {
     program_ = *std::move(program);
   }
 
-  int Run(const std::vector<uint8_t>& frame) const { return Run(*program_, frame); }
+  Outcome Run(const std::vector<uint8_t>& frame) const { return Run(*program_, frame); }
 
-  static int Run(const ClassifyProgram& program, const std::vector<uint8_t>& frame) {
+  static Outcome Run(const ClassifyProgram& program, const std::vector<uint8_t>& frame) {
     uint32_t priority = 0;
     int verdict = test::RunProgram(program.fd(), frame, &priority);
-    // The packet enters with priority 0; any other value is the class a classifier gave it.
-    return verdict == kPass && priority != 0 ? kClassified : verdict;
+    return {verdict, priority};
   }
 
   std::unique_ptr<ClassifyProgram> program_;
@@ -209,7 +221,7 @@ class ClassifyMatchTest : public ClassifyProgramTest, public ::testing::WithPara
 TEST_P(ClassifyMatchTest, ReturnsExpectedVerdict) {
   const MatchCase& match = GetParam();
   ASSERT_NO_FATAL_FAILURE(Load(match.role, HourLong(match.target)));
-  EXPECT_EQ(Run(Frame(match.packet)), match.matches ? MatchVerdict(match.role) : kPass);
+  EXPECT_EQ(Run(Frame(match.packet)), match.matches ? Matched(match.role) : Passed(match.role));
   EXPECT_EQ(program_->ReadStats().matched, match.matches ? 1u : 0u);
 }
 
@@ -221,8 +233,8 @@ INSTANTIATE_TEST_SUITE_P(Packets, ClassifyMatchTest, ::testing::ValuesIn(BothFam
 TEST_F(ClassifyProgramTest, ArpPassesEvenWithoutPeerList) {
   for (Role role : {Role::kClassifier, Role::kRedirect}) {
     ASSERT_NO_FATAL_FAILURE(Load(role, HourLong({})));
-    EXPECT_EQ(Run(ArpFrame(kIpv4.local, kIpv4.peer)), kPass);
-    EXPECT_EQ(Run(ArpFrame(kIpv4.peer, kIpv4.local)), kPass);
+    EXPECT_EQ(Run(ArpFrame(kIpv4.local, kIpv4.peer)), Passed(role));
+    EXPECT_EQ(Run(ArpFrame(kIpv4.peer, kIpv4.local)), Passed(role));
     EXPECT_EQ(program_->ReadStats().matched, 0u);
   }
 }
@@ -235,8 +247,8 @@ TEST_F(ClassifyProgramTest, PastDeadlineMatchesNothing) {
   for (Role role : {Role::kClassifier, Role::kRedirect}) {
     ASSERT_NO_FATAL_FAILURE(Load(role, target));
     for (const Addresses& a : {kIpv4, kIpv6}) {
-      EXPECT_EQ(Run(Frame({.src = a.local, .dst = a.peer})), kPass) << a.name;
-      EXPECT_EQ(Run(Frame({.src = a.peer, .dst = a.local})), kPass) << a.name;
+      EXPECT_EQ(Run(Frame({.src = a.local, .dst = a.peer})), Passed(role)) << a.name;
+      EXPECT_EQ(Run(Frame({.src = a.peer, .dst = a.local})), Passed(role)) << a.name;
     }
     EXPECT_EQ(program_->ReadStats().matched, 0u);
   }
@@ -249,11 +261,11 @@ TEST_F(ClassifyProgramTest, DeadlineEndsLoadedFault) {
   absl::StatusOr<std::unique_ptr<ClassifyProgram>> redirect = LoadAs(Role::kRedirect, target);
   ASSERT_TRUE(redirect.ok()) << std::string(redirect.status().message());
   const std::vector<uint8_t> frame = Frame({.src = kIpv4.peer, .dst = kIpv4.local});  // any peer matches
-  EXPECT_EQ(Run(frame), kClassified);
-  EXPECT_EQ(Run(**redirect, frame), kRedirected);
+  EXPECT_EQ(Run(frame), Matched(Role::kClassifier));
+  EXPECT_EQ(Run(**redirect, frame), Matched(Role::kRedirect));
   while (MonotonicNowNs() < target.deadline_ns) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  EXPECT_EQ(Run(frame), kPass);
-  EXPECT_EQ(Run(**redirect, frame), kPass);
+  EXPECT_EQ(Run(frame), Passed(Role::kClassifier));
+  EXPECT_EQ(Run(**redirect, frame), Passed(Role::kRedirect));
 }
 
 // ---- Counters and instances. ----
@@ -265,24 +277,31 @@ TEST_F(ClassifyProgramTest, StatsCountMatches) {
       Frame({.src = kIpv6.peer, .dst = kIpv6.local, .transport = Transport::kUdp});
   const std::vector<uint8_t> elsewhere = Frame({.src = kIpv4.outside, .dst = kIpv4.local});
   int redirected = 0;
-  for (int i = 0; i < 5; i++) redirected += Run(from_v4) == kRedirected;
-  for (int i = 0; i < 3; i++) redirected += Run(from_v6) == kRedirected;
-  for (int i = 0; i < 4; i++) EXPECT_EQ(Run(elsewhere), kPass);
+  for (int i = 0; i < 5; i++) redirected += Run(from_v4) == Matched(Role::kRedirect);
+  for (int i = 0; i < 3; i++) redirected += Run(from_v6) == Matched(Role::kRedirect);
+  for (int i = 0; i < 4; i++) EXPECT_EQ(Run(elsewhere), Passed(Role::kRedirect));
   EXPECT_EQ(redirected, 8);
   EXPECT_EQ(program_->ReadStats().matched, 8u);
 }
 
-TEST_F(ClassifyProgramTest, InstancesKeepTheirOwnTargetsAndCounters) {
-  ASSERT_NO_FATAL_FAILURE(Load(Role::kClassifier, HourLong({.peers = {kIpv4.peer}})));
-  absl::StatusOr<std::unique_ptr<ClassifyProgram>> other =
-      ClassifyProgram::LoadClassifier(HourLong({.peers = {kIpv4.outside}}), TC_H_MAKE(1u << 16, 0x20));
-  ASSERT_TRUE(other.ok()) << std::string(other.status().message());
-  const std::vector<uint8_t> to_peer = Frame({.src = kIpv4.local, .dst = kIpv4.peer});
-  EXPECT_EQ(Run(to_peer), kClassified);
-  EXPECT_EQ(Run(**other, to_peer), kPass);
-  EXPECT_EQ(Run(**other, Frame({.src = kIpv4.local, .dst = kIpv4.outside})), kClassified);
-  EXPECT_EQ(program_->ReadStats().matched, 1u);
-  EXPECT_EQ((*other)->ReadStats().matched, 1u);
+TEST_F(ClassifyProgramTest, InstancesKeepTheirOwnTargetsClassesAndCounters) {
+  constexpr uint32_t kOtherClassid = TC_H_MAKE(1u << 16, 0x20);  // 1:20
+  for (Role role : {Role::kClassifier, Role::kRedirect}) {
+    ASSERT_NO_FATAL_FAILURE(Load(role, HourLong({.peers = {kIpv4.peer}})));
+    absl::StatusOr<std::unique_ptr<ClassifyProgram>> other =
+        LoadAs(role, HourLong({.peers = {kIpv4.outside}}), kOtherClassid);
+    ASSERT_TRUE(other.ok()) << std::string(other.status().message());
+    const bool egress = role == Role::kClassifier;
+    const std::vector<uint8_t> peer = egress ? Frame({.src = kIpv4.local, .dst = kIpv4.peer})
+                                             : Frame({.src = kIpv4.peer, .dst = kIpv4.local});
+    const std::vector<uint8_t> outside = egress ? Frame({.src = kIpv4.local, .dst = kIpv4.outside})
+                                                : Frame({.src = kIpv4.outside, .dst = kIpv4.local});
+    EXPECT_EQ(Run(peer), Matched(role));
+    EXPECT_EQ(Run(**other, peer), Passed(role));
+    EXPECT_EQ(Run(**other, outside), Matched(role, kOtherClassid));
+    EXPECT_EQ(program_->ReadStats().matched, 1u);
+    EXPECT_EQ((*other)->ReadStats().matched, 1u);
+  }
 }
 
 // ---- Refusals: checked before anything reaches the kernel, so they need no privileges. ----
@@ -299,18 +318,14 @@ TEST(ClassifyProgramRefusalTest, RefusesEmptyProtocolMask) {
 }
 
 TEST(ClassifyProgramRefusalTest, RefusesClassidWithoutMinor) {
-  absl::StatusOr<std::unique_ptr<ClassifyProgram>> program =
-      ClassifyProgram::LoadClassifier(HourLong({}), TC_H_MAKE(1u << 16, 0));
-  EXPECT_EQ(program.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(program.status().message(),
-            "classify program: classid 0x10000 has minor 0, which names the qdisc, not a class");
-}
-
-TEST(ClassifyProgramRefusalTest, RefusesMissingIfb) {
-  absl::StatusOr<std::unique_ptr<ClassifyProgram>> program =
-      ClassifyProgram::LoadRedirect(HourLong({}), 0, kClassid);
-  EXPECT_EQ(program.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(program.status().message(), "redirect program: 0 is not an ifindex");
+  for (Role role : {Role::kClassifier, Role::kRedirect}) {
+    absl::StatusOr<std::unique_ptr<ClassifyProgram>> program =
+        LoadAs(role, HourLong({}), TC_H_MAKE(1u << 16, 0));
+    EXPECT_EQ(program.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(program.status().message(),
+              Cat(role == Role::kClassifier ? "classify" : "redirect",
+                  " program: classid 0x10000 has minor 0, which names the qdisc, not a class"));
+  }
 }
 
 }  // namespace

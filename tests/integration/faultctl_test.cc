@@ -1,14 +1,12 @@
 // faultctl as users run it: the real binary against a real agent, checking output, exit codes and the
 // kernel state it leaves.
 #include <fcntl.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <array>
-#include <cstdio>
 
 #include "faultline/api/cat.h"
 #include "sandbox.h"
@@ -18,21 +16,10 @@ namespace {
 
 using api::Cat;
 
-struct Result {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
+using Result = CommandResult;
 
 Result Faultctl(const std::string& socket, const std::string& arguments) {
-  Result result;
-  std::string command = Cat(FAULTCTL_PATH, " --agent unix:", socket, " ", arguments, " 2>&1");
-  FILE* pipe = popen(command.c_str(), "r");
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.output.append(buffer.data(), n);
-  int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  return RunCommand(Cat(FAULTCTL_PATH, " --agent unix:", socket, " ", arguments));
 }
 
 class FaultctlTest : public ::testing::Test {
@@ -150,6 +137,39 @@ TEST_F(FaultctlTest, ExitCodesTellWhatWentWrong) {
   // 3: nobody listens.
   Result unreachable = Faultctl("/nonexistent/faultlined.sock", "--timeout 1s list");
   EXPECT_EQ(unreachable.exit_code, 3) << unreachable.output;
+}
+
+// Each netem command puts the netem it names on the interface (tc prints what the kernel holds).
+TEST_F(FaultctlTest, NetemCommandsPutTheirParametersInTheKernel) {
+  grpc::ClientContext context;
+  faultline::v1::CapabilitiesResponse caps;
+  ASSERT_TRUE(agent_->stub().Capabilities(&context, {}, &caps).ok());
+  for (const auto& feature : caps.features()) {
+    if (feature.name() == "netem" && !feature.available()) GTEST_SKIP() << "the kernel lacks netem";
+  }
+  std::string clean = sandbox_->HostTcState();
+  const std::pair<std::string, std::string> cases[] = {
+      {"delay --latency 40ms --jitter 5ms --distribution normal", "delay 40ms"},
+      {"reorder --percent 25 --gap 5 --latency 10ms", "reorder 25% gap 5"},
+      {"loss --model gilbert-elliott --p 5 --r 40 --h 10 --k 1", "loss gemodel p 5% r 40%"},
+      {"loss --model netem --percent 7 --correlation 20", "loss 7% 20%"},
+      {"duplicate --percent 3", "duplicate 3%"},
+      {"corrupt --percent 4", "corrupt 4%"},
+      {"bandwidth --rate 10mbit --shaper netem", "rate 10Mbit"},
+  };
+  int n = 0;
+  for (const auto& [command, shown] : cases) {
+    SCOPED_TRACE(command);
+    std::string id = Cat("netem-", n++);
+    Result injected =
+        Run(Cat("inject ", command, " ", target_, " --peer 198.18.0.2/32 --duration 30s --id ", id));
+    ASSERT_EQ(injected.exit_code, 0) << injected.output;
+    std::string qdiscs =
+        Shell(Cat("tc -n ", sandbox_->host_netns().substr(11), " qdisc show dev ", Sandbox::kHostInterface));
+    EXPECT_NE(qdiscs.find(shown), std::string::npos) << qdiscs;
+    EXPECT_EQ(Run(Cat("revert ", id)).exit_code, 0);
+    EXPECT_EQ(sandbox_->HostTcState(), clean);
+  }
 }
 
 }  // namespace

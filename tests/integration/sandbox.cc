@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,19 +23,25 @@ namespace faultline::test {
 
 using api::Cat;
 
-std::string Shell(const std::string& command) {
-  std::string output;
+CommandResult RunCommand(const std::string& command) {
+  CommandResult result;
   FILE* pipe = popen((command + " 2>&1").c_str(), "r");
   if (pipe == nullptr) {
     ADD_FAILURE() << "cannot run: " << command;
-    return output;
+    return result;
   }
   std::array<char, 4096> buffer;
   size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output.append(buffer.data(), n);
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.output.append(buffer.data(), n);
   int status = pclose(pipe);
-  EXPECT_EQ(status, 0) << command << "\n" << output;
-  return output;
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+std::string Shell(const std::string& command) {
+  CommandResult result = RunCommand(command);
+  EXPECT_EQ(result.exit_code, 0) << command << "\n" << result.output;
+  return result.output;
 }
 
 std::string MissingPrivileges() {
@@ -89,14 +96,21 @@ std::string Sandbox::HostTcState() const {
   return state;
 }
 
-AgentProcess::AgentProcess(std::vector<std::string> extra_args) {
+AgentProcess::AgentProcess(std::vector<std::string> extra_args, const std::string& state_dir,
+                           bool wait_until_ready, const std::string& netns) {
   char dir_template[] = "/tmp/faultline-it-XXXXXX";
   dir_ = mkdtemp(dir_template);
   socket_ = dir_ + "/faultlined.sock";
-  std::vector<std::string> args = {FAULTLINED_PATH, "--socket", socket_, "--state-dir", dir_ + "/state"};
+  std::vector<std::string> args = {FAULTLINED_PATH, "--socket", socket_, "--state-dir",
+                                   state_dir.empty() ? dir_ + "/state" : state_dir};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
+  started_at_ = std::chrono::steady_clock::now();
+  // Opened before fork: the child only makes system calls.
+  const int netns_fd = netns.empty() ? -1 : open(netns.c_str(), O_RDONLY | O_CLOEXEC);
+  if (!netns.empty() && netns_fd < 0) ADD_FAILURE() << "cannot open " << netns;
   pid_ = fork();
   if (pid_ == 0) {
+    if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) != 0) _exit(126);
     int log = open((dir_ + "/agent.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     dup2(log, STDOUT_FILENO);
     dup2(log, STDERR_FILENO);
@@ -106,14 +120,36 @@ AgentProcess::AgentProcess(std::vector<std::string> extra_args) {
     execv(argv[0], argv.data());
     _exit(127);
   }
-  stub_ = ctl::ConnectAgent("unix:" + socket_);
+  if (netns_fd >= 0) close(netns_fd);
+  stub_ = *ctl::ConnectAgent("unix:" + socket_);
+  if (wait_until_ready) WaitUntilReady();
+}
+
+bool AgentProcess::WaitUntilReady(std::chrono::seconds timeout) {
   // One call that waits for the agent to listen, rather than failing fast while it starts.
   grpc::ClientContext context;
   context.set_wait_for_ready(true);
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
   faultline::v1::CapabilitiesResponse caps;
-  if (stub_->Capabilities(&context, {}, &caps).ok()) return;
-  ADD_FAILURE() << "faultlined did not answer within 10 s:\n" << Log();
+  if (stub_->Capabilities(&context, {}, &caps).ok()) return true;
+  ADD_FAILURE() << "faultlined did not answer within " << timeout.count() << " s:\n" << Log();
+  return false;
+}
+
+int AgentProcess::WaitForExit(std::chrono::seconds timeout) {
+  int status = 0;
+  for (auto end = std::chrono::steady_clock::now() + timeout; running();) {
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return status;
+    }
+    if (std::chrono::steady_clock::now() > end) {
+      ADD_FAILURE() << "faultlined did not exit within " << timeout.count() << " s";
+      return Signal(SIGKILL);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return -1;
 }
 
 AgentProcess::~AgentProcess() {
@@ -139,6 +175,22 @@ int AgentProcess::Signal(int signal) {
   waitpid(pid_, &status, 0);
   pid_ = -1;
   return status;
+}
+
+std::string AgentProcess::ReadyField(const std::string& key) const {
+  const std::string needle = Cat("\"", key, "\":\"");
+  for (int i = 0; i < 200; i++) {
+    std::string log = Log();
+    size_t ready = log.find("\"event\":\"agent.ready\"");
+    size_t start = ready == std::string::npos ? std::string::npos : log.find(needle, ready);
+    if (start != std::string::npos) {
+      start += needle.size();
+      return log.substr(start, log.find('"', start) - start);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ADD_FAILURE() << "no " << key << " in agent.ready:\n" << Log();
+  return "";
 }
 
 std::string AgentProcess::Log() const {

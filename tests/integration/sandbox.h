@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,7 +38,12 @@ class Sandbox {
 // when destroyed.
 class AgentProcess {
  public:
-  explicit AgentProcess(std::vector<std::string> extra_args = {});
+  // `state_dir`: the agent's --state-dir, kept when the agent is destroyed (so that another agent can
+  // start on it); by default a private one, removed with the agent. Unless `wait_until_ready` is
+  // false, the constructor returns once the agent answers. `netns`: a namespace path to run the
+  // agent in (its TCP listeners then live there); by default the test's own.
+  explicit AgentProcess(std::vector<std::string> extra_args = {}, const std::string& state_dir = "",
+                        bool wait_until_ready = true, const std::string& netns = "");
   ~AgentProcess();
   AgentProcess(const AgentProcess&) = delete;
   AgentProcess& operator=(const AgentProcess&) = delete;
@@ -49,15 +55,32 @@ class AgentProcess {
   int Signal(int signal);
   bool running() const { return pid_ > 0; }
   std::string Log() const;
+  // Waits up to `timeout` for the agent to answer; false (and a test failure) when it does not.
+  bool WaitUntilReady(std::chrono::seconds timeout = std::chrono::seconds(10));
+  // Waits for a process that ends by itself (a crash point) and returns its wait status.
+  int WaitForExit(std::chrono::seconds timeout = std::chrono::seconds(10));
+  std::chrono::steady_clock::time_point started_at() const { return started_at_; }
+  // The value of `key` in the agent's agent.ready log line ("listen", "metrics_listen"), waiting up to
+  // 2 s for the line; "" (and a test failure) without it.
+  std::string ReadyField(const std::string& key) const;
 
  private:
   std::string dir_;
   std::string socket_;
   pid_t pid_ = -1;
+  std::chrono::steady_clock::time_point started_at_;
   std::unique_ptr<faultline::v1::Agent::Stub> stub_;
 };
 
-// Runs a shell command; returns its standard output. Fails the test on a non-zero exit.
+struct CommandResult {
+  int exit_code = -1;  // -1: killed by a signal
+  std::string output;  // standard output and error together
+};
+
+// Runs a shell command and returns what it printed and its exit code.
+CommandResult RunCommand(const std::string& command);
+
+// Runs a shell command; returns its output. Fails the test on a non-zero exit.
 std::string Shell(const std::string& command);
 
 // Whether the tests can do what they need: root, and network namespaces.

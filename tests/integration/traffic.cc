@@ -2,6 +2,9 @@
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
 #include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
@@ -11,11 +14,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <climits>
+#include <cmath>
 #include <cstring>
 #include <future>
+#include <map>
 #include <random>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -91,18 +100,20 @@ int SourceSocket(const Endpoint& from, int type, int protocol) {
   return fd;
 }
 
-// Counts what `matches` accepts on `fd` until `stop` is set and the socket has been quiet for a drain time.
+// Counts what `matches` accepts on `fd` until `stop` is set and the socket has then been quiet for a
+// drain time (packets a fault holds back still arrive).
 int CountReceived(int fd, const std::atomic<bool>& stop,
                   const std::function<bool(const char*, ssize_t)>& matches) {
   int received = 0;
   char buffer[2048];
   Clock::time_point quiet_since = Clock::now();
   while (!stop || Clock::now() - quiet_since < kDrainTime) {
+    if (!stop) quiet_since = Clock::now();
     pollfd p{fd, POLLIN, 0};
     if (poll(&p, 1, 20) <= 0) continue;
     ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
     if (n > 0 && matches(buffer, n)) received++;
-    if (stop) quiet_since = Clock::now();
+    quiet_since = Clock::now();
   }
   return received;
 }
@@ -125,35 +136,84 @@ struct Datagrams {
   std::function<bool(const char* data, ssize_t length)> matches;
 };
 
+// How an exchange differs from the plain one: a raw sender to a UDP socket, another pace, a capture.
+struct ExchangeOptions {
+  int receive_type = 0;  // the receiving socket's type when it is not the sender's
+  std::chrono::microseconds interval = kPacing;
+  // Odd-numbered datagrams go to this address instead (the same port, in `to`'s namespace).
+  std::string alternate_address;
+  // Also read every frame arriving on this interface of the receiver's namespace, with `captured`.
+  std::string capture_interface;
+  std::function<bool(const char* frame, ssize_t length)> captured;
+};
+
+// An AF_PACKET socket that gets every frame arriving on `interface` of the calling thread's namespace,
+// whatever the IP layer later makes of it.
+int CaptureSocket(const std::string& interface) {
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+  EXPECT_GE(fd, 0) << std::strerror(errno);
+  int size = 8 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size));
+  int on = 1;
+  setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &on, sizeof(on));
+  sockaddr_ll link{};
+  link.sll_family = AF_PACKET;
+  link.sll_protocol = htons(ETH_P_ALL);
+  link.sll_ifindex = static_cast<int>(if_nametoindex(interface.c_str()));
+  EXPECT_NE(link.sll_ifindex, 0) << interface << ": " << std::strerror(errno);
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&link), sizeof(link)), 0) << std::strerror(errno);
+  return fd;
+}
+
 // Sends `count` datagrams from `from` to `to`, paced, and counts what a socket bound at `to` recognises.
-Delivery Exchange(const Endpoint& from, const Endpoint& to, int count, const Datagrams& kind) {
+Delivery Exchange(const Endpoint& from, const Endpoint& to, int count, const Datagrams& kind,
+                  const ExchangeOptions& options = {}) {
   Address destination = Parse(to.address, kind.port);
   std::atomic<bool> stop{false};
   std::promise<void> bound;
   auto receiver = InNetns(to.netns, [&] {
-    int fd = BoundSocket(destination.family, kind.type, kind.protocol, kind.port);
+    int fd = BoundSocket(destination.family, options.receive_type != 0 ? options.receive_type : kind.type,
+                         kind.protocol, kind.port);
     bound.set_value();
     int received = CountReceived(fd, stop, kind.matches);
     close(fd);
     return received;
   });
   bound.get_future().wait();
-  Delivery delivery = InNetns(from.netns, [&] {
-                        Delivery d;
-                        int fd = SourceSocket(from, kind.type, kind.protocol);
-                        for (int i = 0; i < count; i++) {
-                          std::vector<uint8_t> packet = kind.make(i);
-                          ssize_t n =
-                              sendto(fd, packet.data(), packet.size(), 0,
-                                     reinterpret_cast<sockaddr*>(&destination.storage), destination.length);
-                          (n == static_cast<ssize_t>(packet.size()) ? d.sent : d.send_errors)++;
-                          std::this_thread::sleep_for(kPacing);
-                        }
-                        close(fd);
-                        return d;
-                      }).get();
+  std::promise<void> capturing;
+  std::future<int> capture;
+  if (options.capture_interface.empty()) {
+    capturing.set_value();
+  } else {
+    capture = InNetns(to.netns, [&] {
+      int fd = CaptureSocket(options.capture_interface);
+      capturing.set_value();
+      int captured = CountReceived(fd, stop, options.captured);
+      close(fd);
+      return captured;
+    });
+  }
+  capturing.get_future().wait();
+  Address alternate =
+      options.alternate_address.empty() ? destination : Parse(options.alternate_address, kind.port);
+  Delivery delivery =
+      InNetns(from.netns, [&] {
+        Delivery d;
+        int fd = SourceSocket(from, kind.type, kind.protocol);
+        for (int i = 0; i < count; i++) {
+          std::vector<uint8_t> packet = kind.make(i);
+          const Address& to_address = i % 2 == 0 ? destination : alternate;
+          ssize_t n = sendto(fd, packet.data(), packet.size(), 0,
+                             reinterpret_cast<const sockaddr*>(&to_address.storage), to_address.length);
+          (n == static_cast<ssize_t>(packet.size()) ? d.sent : d.send_errors)++;
+          std::this_thread::sleep_for(options.interval);
+        }
+        close(fd);
+        return d;
+      }).get();
   stop = true;
   delivery.received = receiver.get();
+  if (capture.valid()) capture.get();
   return delivery;
 }
 
@@ -218,12 +278,13 @@ Delivery SendTcp(const Endpoint& from, const Endpoint& to, int count,
     char buffer[4096];
     Clock::time_point quiet_since = Clock::now();
     while (!stop || Clock::now() - quiet_since < kDrainTime) {
+      if (!stop) quiet_since = Clock::now();
       pollfd p{fd, POLLIN, 0};
       if (poll(&p, 1, 20) <= 0) continue;
       ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
       if (n <= 0) break;
       bytes += static_cast<size_t>(n);
-      if (stop) quiet_since = Clock::now();
+      quiet_since = Clock::now();
     }
     close(fd);
     return static_cast<int>(bytes / kMessage);
@@ -401,6 +462,214 @@ std::vector<double> EchoRoundTrips(const Endpoint& from, const Endpoint& to, int
                return round_trips;
              })
       .get();
+}
+
+}  // namespace faultline::test
+
+namespace faultline::test {
+namespace {
+
+constexpr uint16_t kStreamPort = kPort + 3;
+constexpr uint16_t kStreamSourcePort = kPort + 4;
+constexpr size_t kStreamPayload = 100;  // gives 142-byte frames, a length nothing else in the sandbox has
+constexpr size_t kEthernetHeader = 14;
+constexpr size_t kIpv4Header = 20;
+constexpr size_t kUdpHeader = 8;
+
+int64_t MonotonicNanoseconds() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+}
+
+// The UDP checksum over the IPv4 pseudo-header and `segment` (header and payload); 0 when `segment`
+// carries a correct one.
+uint16_t UdpChecksum(const in_addr& source, const in_addr& destination, const uint8_t* segment,
+                     size_t length) {
+  std::vector<uint8_t> summed(12 + length);
+  std::memcpy(&summed[0], &source, 4);
+  std::memcpy(&summed[4], &destination, 4);
+  summed[9] = IPPROTO_UDP;
+  uint16_t udp_length = htons(static_cast<uint16_t>(length));
+  std::memcpy(&summed[10], &udp_length, 2);
+  std::memcpy(&summed[12], segment, length);
+  return Checksum(summed.data(), summed.size());
+}
+
+// Whether a captured frame is exactly a stream datagram from `source` to one of `destinations`, apart
+// from its Ethernet addresses, which the caller compares across frames. A flipped bit anywhere else
+// breaks a field compared here, the IPv4 header checksum or the UDP checksum (a one's complement sum
+// catches every single-bit error).
+bool IntactStreamFrame(const uint8_t* frame, size_t length, const in_addr& source,
+                       const std::vector<in_addr>& destinations) {
+  const uint8_t* ip = frame + kEthernetHeader;
+  const uint8_t* udp = ip + kIpv4Header;
+  uint16_t ethertype, total_length, source_port, destination_port, udp_length;
+  uint32_t magic;
+  in_addr destination;
+  std::memcpy(&destination, ip + 16, 4);
+  if (std::none_of(destinations.begin(), destinations.end(),
+                   [&](const in_addr& d) { return d.s_addr == destination.s_addr; })) {
+    return false;
+  }
+  std::memcpy(&ethertype, frame + 12, 2);
+  std::memcpy(&total_length, ip + 2, 2);
+  std::memcpy(&source_port, udp, 2);
+  std::memcpy(&destination_port, udp + 2, 2);
+  std::memcpy(&udp_length, udp + 4, 2);
+  std::memcpy(&magic, udp + kUdpHeader, 4);
+  return length == kEthernetHeader + kIpv4Header + kUdpHeader + kStreamPayload &&
+         ethertype == htons(ETH_P_IP) && ip[0] == 0x45 && ntohs(total_length) == length - kEthernetHeader &&
+         ip[9] == IPPROTO_UDP && std::memcmp(ip + 12, &source, 4) == 0 && Checksum(ip, kIpv4Header) == 0 &&
+         ntohs(source_port) == kStreamSourcePort && ntohs(destination_port) == kStreamPort &&
+         ntohs(udp_length) == kUdpHeader + kStreamPayload && magic == kMagic &&
+         UdpChecksum(source, destination, udp, kUdpHeader + kStreamPayload) == 0;
+}
+
+}  // namespace
+
+UdpStream SendUdpStream(const Endpoint& from, const Endpoint& to, const StreamOptions& options) {
+  UdpStream stream;
+  stream.count = options.count;
+  in_addr source{};
+  std::vector<in_addr> destinations(options.alternate_address.empty() ? 1 : 2);
+  if (inet_pton(AF_INET, from.address.c_str(), &source) != 1 ||
+      inet_pton(AF_INET, to.address.c_str(), &destinations[0]) != 1 ||
+      (destinations.size() == 2 &&
+       inet_pton(AF_INET, options.alternate_address.c_str(), &destinations[1]) != 1)) {
+    ADD_FAILURE() << "a UDP stream is IPv4: " << from.address << " -> " << to.address << " "
+                  << options.alternate_address;
+    return stream;
+  }
+  // Payload: magic, sequence, send time in nanoseconds, then filler.
+  Datagrams udp{SOCK_RAW, IPPROTO_UDP, kStreamPort,
+                [&](int sequence) {
+                  std::vector<uint8_t> segment(kUdpHeader + kStreamPayload, 0x5a);
+                  uint16_t ports[2] = {htons(kStreamSourcePort), htons(kStreamPort)};
+                  uint16_t length = htons(static_cast<uint16_t>(segment.size()));
+                  std::memcpy(&segment[0], ports, 4);
+                  std::memcpy(&segment[4], &length, 2);
+                  std::memset(&segment[6], 0, 2);
+                  int64_t now = MonotonicNanoseconds();
+                  std::memcpy(&segment[kUdpHeader], &kMagic, 4);
+                  std::memcpy(&segment[kUdpHeader + 4], &sequence, 4);
+                  std::memcpy(&segment[kUdpHeader + 8], &now, 8);
+                  const in_addr& destination =
+                      destinations[static_cast<size_t>(sequence) % destinations.size()];
+                  uint16_t sum = UdpChecksum(source, destination, segment.data(), segment.size());
+                  if (sum == 0) sum = 0xffff;  // 0 would mean "no checksum" (RFC 768)
+                  std::memcpy(&segment[6], &sum, 2);
+                  return segment;
+                },
+                [&](const char* data, ssize_t n) {
+                  int64_t now = MonotonicNanoseconds();
+                  uint32_t magic;
+                  Arrival arrival;
+                  int64_t sent;
+                  if (n < 16 || (std::memcpy(&magic, data, 4), magic != kMagic)) return false;
+                  std::memcpy(&arrival.sequence, data + 4, 4);
+                  std::memcpy(&sent, data + 8, 8);
+                  arrival.one_way_ms = static_cast<double>(now - sent) / 1e6;
+                  stream.arrivals.push_back(arrival);
+                  return true;
+                }};
+  ExchangeOptions exchange;
+  exchange.receive_type = SOCK_DGRAM;
+  exchange.interval = options.interval;
+  exchange.alternate_address = options.alternate_address;
+  // Frames are judged once all are in: the Ethernet addresses the most frames carry are the sent ones.
+  std::vector<std::pair<std::array<uint8_t, 12>, bool>> frames;
+  exchange.capture_interface = options.capture_interface;
+  exchange.captured = [&](const char* data, ssize_t n) {
+    if (n != static_cast<ssize_t>(kEthernetHeader + kIpv4Header + kUdpHeader + kStreamPayload)) return false;
+    const auto* frame = reinterpret_cast<const uint8_t*>(data);
+    std::array<uint8_t, 12> addresses;
+    std::memcpy(addresses.data(), frame, 12);
+    frames.emplace_back(addresses, IntactStreamFrame(frame, static_cast<size_t>(n), source, destinations));
+    return true;
+  };
+  stream.delivery = Exchange(from, to, options.count, udp, exchange);
+  std::map<std::array<uint8_t, 12>, int> votes;
+  for (const auto& [addresses, intact] : frames) votes[addresses] += intact;
+  auto sent_addresses = std::max_element(votes.begin(), votes.end(),
+                                         [](const auto& a, const auto& b) { return a.second < b.second; });
+  for (const auto& [addresses, intact] : frames) {
+    stream.frames_seen++;
+    if (!intact || addresses != sent_addresses->first) stream.frames_damaged++;
+  }
+  return stream;
+}
+
+std::vector<double> OneWayDelaysMs(const UdpStream& stream) {
+  std::vector<double> delays;
+  for (const Arrival& arrival : stream.arrivals) delays.push_back(arrival.one_way_ms);
+  return delays;
+}
+
+int DuplicatesReceived(const UdpStream& stream) {
+  std::set<int> seen;
+  int duplicates = 0;
+  for (const Arrival& arrival : stream.arrivals) duplicates += !seen.insert(arrival.sequence).second;
+  return duplicates;
+}
+
+int ArrivedAfterALaterOne(const UdpStream& stream) {
+  int late = 0;
+  int highest = -1;
+  for (const Arrival& arrival : stream.arrivals) {
+    late += arrival.sequence < highest;
+    highest = std::max(highest, arrival.sequence);
+  }
+  return late;
+}
+
+int ArrivedBeforeAnEarlierOne(const UdpStream& stream) {
+  int early = 0;
+  int lowest_after = INT_MAX;
+  for (auto arrival = stream.arrivals.rbegin(); arrival != stream.arrivals.rend(); ++arrival) {
+    early += arrival->sequence > lowest_after;
+    lowest_after = std::min(lowest_after, arrival->sequence);
+  }
+  return early;
+}
+
+std::vector<int> LossBursts(const UdpStream& stream) {
+  std::vector<bool> received(static_cast<size_t>(stream.count));
+  for (const Arrival& arrival : stream.arrivals) {
+    if (arrival.sequence >= 0 && arrival.sequence < stream.count)
+      received[static_cast<size_t>(arrival.sequence)] = true;
+  }
+  std::vector<int> bursts;
+  int run = 0;
+  for (bool got : received) {
+    if (!got) {
+      run++;
+    } else if (run > 0) {
+      bursts.push_back(run);
+      run = 0;
+    }
+  }
+  if (run > 0) bursts.push_back(run);
+  return bursts;
+}
+
+double Median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  std::nth_element(values.begin(), values.begin() + static_cast<ptrdiff_t>(values.size() / 2), values.end());
+  return values[values.size() / 2];
+}
+
+double Mean(const std::vector<double>& values) {
+  if (values.empty()) return 0;
+  double sum = 0;
+  for (double value : values) sum += value;
+  return sum / static_cast<double>(values.size());
+}
+
+double StandardDeviation(const std::vector<double>& values) {
+  if (values.size() < 2) return 0;
+  double mean = Mean(values);
+  double squares = 0;
+  for (double value : values) squares += (value - mean) * (value - mean);
+  return std::sqrt(squares / static_cast<double>(values.size() - 1));
 }
 
 }  // namespace faultline::test

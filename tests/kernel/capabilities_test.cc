@@ -68,8 +68,8 @@ class Iproute2AgreesTest : public CapabilitiesTest {
     EXPECT_EQ(features_.Has(feature), result.exit_code == 0)
         << command << " exited " << result.exit_code << ": " << result.output
         << "\nprobe said: " << found->detail();
-    for (const char* kernel_words :
-         {"Specified qdisc kind is unknown", "Unknown device type", "TC classifier not found"}) {
+    for (const char* kernel_words : {"Specified qdisc kind is unknown", "Unknown device type",
+                                     "TC classifier not found", "Failed to load TC action module"}) {
       if (result.output.find(kernel_words) != std::string::npos) {
         EXPECT_NE(found->detail().find(kernel_words), std::string::npos) << found->detail();
       }
@@ -96,11 +96,16 @@ TEST_F(Iproute2AgreesTest, QdiscKinds) {
 
 TEST_F(Iproute2AgreesTest, Ifb) { ExpectAgreement("ifb", "ip link add fltest-ifb type ifb"); }
 
-TEST_F(Iproute2AgreesTest, ClsactAndClsBpf) {
+TEST_F(Iproute2AgreesTest, ClsactClsBpfAndMirred) {
   ExpectAgreement("clsact", "tc qdisc add dev lo clsact");
   if (!features_.Has("clsact")) return;
   // Classic BPF bytecode ("ret #-1") needs the cls_bpf classifier but no eBPF object file.
   ExpectAgreement("cls_bpf", "tc filter add dev lo egress bpf bytecode '1,6 0 0 4294967295,'");
+  if (!features_.Has("cls_bpf")) return;
+  // The filter ingress shaping attaches: cls_bpf without direct action, a mirred redirect as its action.
+  ExpectAgreement(
+      "mirred",
+      "tc filter add dev lo ingress bpf bytecode '1,6 0 0 4294967295,' action mirred egress redirect dev lo");
 }
 
 TEST_F(CapabilitiesTest, ReleaseIsUnames) {

@@ -280,5 +280,46 @@ TEST(ParseCidr, SaysWhyItRefuses) {
             "\"example.com/24\" is not a CIDR: \"example.com\" is not an IPv4 or IPv6 address");
 }
 
+// Network endpoints.
+
+TEST(ParseHostPort, TakesNamesAddressesAndBracketedIpv6) {
+  struct Case {
+    std::string_view text;
+    std::string_view host;
+    uint16_t port;
+  };
+  for (const Case& c : std::initializer_list<Case>{{"agent1.example:7443", "agent1.example", 7443},
+                                                   {"127.0.0.1:0", "127.0.0.1", 0},
+                                                   {"[::1]:65535", "::1", 65535},
+                                                   {"[2001:db8::5]:80", "2001:db8::5", 80}}) {
+    absl::StatusOr<HostPort> endpoint = ParseHostPort(c.text);
+    ASSERT_TRUE(endpoint.ok()) << c.text << ": " << endpoint.status();
+    EXPECT_EQ(endpoint->host, c.host);
+    EXPECT_EQ(endpoint->port, c.port);
+  }
+}
+
+TEST(ParseHostPort, RefusesWhatIsNotHostColonPort) {
+  for (std::string_view text :
+       {"agent1.example", ":7443", "host:", "host:65536", "host:-1", "host:80x", "::1:7443", "[::1]",
+        "[not-v6]:80", "[]:80", "unix:/run/faultline/faultlined.sock"}) {
+    absl::StatusOr<HostPort> endpoint = ParseHostPort(text);
+    EXPECT_FALSE(endpoint.ok()) << text << " parsed as " << endpoint->host << " port " << endpoint->port;
+    if (!endpoint.ok()) ExpectRefused(endpoint.status(), text, "HOST:PORT");
+  }
+  EXPECT_EQ(std::string(ParseHostPort("::1:7443").status().message()),
+            "\"::1:7443\" is not HOST:PORT: write an IPv6 address in brackets: [::1]:7443");
+}
+
+TEST(IsLoopbackHost, OnlyThisMachinesAddresses) {
+  for (std::string_view host : {"localhost", "127.0.0.1", "127.1.2.3", "::1"}) {
+    EXPECT_TRUE(IsLoopbackHost(host)) << host;
+  }
+  for (std::string_view host : {"0.0.0.0", "::", "198.18.0.1", "128.0.0.1", "::2", "::ffff:127.0.0.1",
+                                "localhost.example", "127.0.0.1/8", "agent1.example", ""}) {
+    EXPECT_FALSE(IsLoopbackHost(host)) << host;
+  }
+}
+
 }  // namespace
 }  // namespace faultline::api

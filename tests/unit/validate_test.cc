@@ -201,5 +201,41 @@ TEST(IsNetworkFault, IsTrueForPacketFaultsOnly) {
   EXPECT_EQ(FaultKindName(Fault()), "unset");
 }
 
+TEST(DescribeFault, OneLineForPeopleAndLogs) {
+  Experiment experiment = ParseExperiment(
+      "faults { loss { percent: 12.5 } target { netns_path: '/run/netns/app' interface: 'veth0' "
+      "direction: DIRECTION_EGRESS peers: '198.18.0.2/32' excluded_peers: '198.18.0.3/32' "
+      "ports { first: 53 last: 53 } ports { first: 8000 last: 8100 } protocol: PROTOCOL_UDP } }");
+  EXPECT_EQ(
+      DescribeFault(experiment.faults(0)),
+      "loss 12.5% egress 198.18.0.2/32 !198.18.0.3/32 port 53 port 8000-8100 udp on veth0 in /run/netns/app");
+}
+
+TEST(DescribeFault, ShowsEachShapingFaultsParameters) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"delay { latency { nanos: 50000000 } jitter { nanos: 10000000 } }", "delay 50ms±10ms"},
+      {"delay { latency { seconds: 1 } }", "delay 1s"},
+      {"loss { percent: 10 model: MODEL_NETEM_RANDOM }", "loss 10% netem"},
+      {"loss { model: MODEL_GILBERT_ELLIOTT gilbert_elliott { p: 5 r: 40 } }",
+       "loss gilbert-elliott p 5% r 40%"},
+      {"duplicate { percent: 3 }", "duplicate 3%"},
+      {"corrupt { percent: 4 }", "corrupt 4%"},
+      {"reorder { percent: 25 }", "reorder 25%"},
+      {"bandwidth { rate_bits_per_second: 10000000 }", "bandwidth 10mbit"},
+      {"bandwidth { rate_bits_per_second: 1500000 }", "bandwidth 1500kbit"},
+  };
+  for (const auto& [fault, shown] : cases) {
+    Experiment experiment = ParseExperiment("faults { " + fault + " target { interface: 'veth0' } }");
+    EXPECT_EQ(DescribeFault(experiment.faults(0)), shown + " both all-peers on veth0");
+  }
+}
+
+TEST(DescribeFault, NamesUnknownEnumValuesByNumber) {
+  // The agent describes refused requests in its audit log, before or without validation.
+  Experiment experiment =
+      ParseExperiment("faults { partition {} target { interface: 'veth0' direction: 9 protocol: 77 } }");
+  EXPECT_EQ(DescribeFault(experiment.faults(0)), "partition 9 all-peers 77 on veth0");
+}
+
 }  // namespace
 }  // namespace faultline::api

@@ -1,4 +1,5 @@
-// Parsing and printing of the units users type: durations, percentages, rates, sizes, ports, CIDRs.
+// Parsing and printing of the units users type: durations, percentages, rates, sizes, ports, CIDRs,
+// network endpoints.
 // Errors name the text and the reason; callers prefix the field path.
 #pragma once
 
@@ -40,5 +41,16 @@ struct Cidr {
 // "198.18.0.0/15", "2001:db8::/32", or a bare address (a /32 or /128).
 absl::StatusOr<Cidr> ParseCidr(std::string_view text);
 std::string FormatCidr(const Cidr& cidr);
+
+struct HostPort {
+  std::string host;  // a name, an IPv4 address, or an IPv6 address without its brackets
+  uint16_t port = 0;
+};
+
+// "agent1.example:7443", "127.0.0.1:7443", "[::1]:7443". Port 0 is accepted (a listener's "any free
+// port"); callers that connect refuse it.
+absl::StatusOr<HostPort> ParseHostPort(std::string_view text);
+// Whether `host` can only mean this machine: "localhost", 127.0.0.0/8 or ::1.
+bool IsLoopbackHost(std::string_view host);
 
 }  // namespace faultline::api

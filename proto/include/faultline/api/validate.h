@@ -11,6 +11,7 @@ namespace faultline::api {
 
 struct Limits {
   google::protobuf::Duration max_duration;  // zero: no limit
+  int max_experiments = 0;                  // not ended at once (the agent's ExperimentManager); 0: no limit
 };
 
 absl::Status ValidateExperiment(const faultline::v1::Experiment& experiment, const Limits& limits);
@@ -19,5 +20,7 @@ absl::Status ValidateExperiment(const faultline::v1::Experiment& experiment, con
 bool IsNetworkFault(const faultline::v1::Fault& fault);
 // The fault kind's name as users write it: "partition", "loss", "cpu", ...
 std::string FaultKindName(const faultline::v1::Fault& fault);
+// One line for people and logs: "partition egress 198.18.0.2/32 port 53 udp on veth0 in /run/netns/app".
+std::string DescribeFault(const faultline::v1::Fault& fault);
 
 }  // namespace faultline::api
