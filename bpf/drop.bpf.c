@@ -6,8 +6,7 @@
 
 static __always_inline int decide(struct __sk_buff *skb, int egress) {
   /* Egress carries traffic to the peer, ingress traffic from it. */
-  if (!match(skb, !egress))
-    return TC_ACT_UNSPEC;
+  if (!match(skb, !egress)) return TC_ACT_UNSPEC;
 
   count(FL_STAT_MATCHED);
   if (config.drop_threshold < FL_DROP_ALL && bpf_get_prandom_u32() >= config.drop_threshold)

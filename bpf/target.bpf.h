@@ -6,14 +6,14 @@
 #ifndef FAULTLINE_BPF_TARGET_BPF_H
 #define FAULTLINE_BPF_TARGET_BPF_H
 
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/pkt_cls.h>
-#include <bpf/bpf_endian.h>
-#include <bpf/bpf_helpers.h>
 
 #include "target_abi.h"
 
@@ -78,10 +78,8 @@ struct packet {
 
 static __always_inline int parse_ports(struct __sk_buff *skb, __u32 off, struct packet *p) {
   __be16 pair[2];
-  if (p->l4proto != IPPROTO_TCP && p->l4proto != IPPROTO_UDP)
-    return 0;
-  if (bpf_skb_load_bytes(skb, off, pair, sizeof(pair)) < 0)
-    return -1;
+  if (p->l4proto != IPPROTO_TCP && p->l4proto != IPPROTO_UDP) return 0;
+  if (bpf_skb_load_bytes(skb, off, pair, sizeof(pair)) < 0) return -1;
   p->sport = bpf_ntohs(pair[0]);
   p->dport = bpf_ntohs(pair[1]);
   p->has_ports = 1;
@@ -90,22 +88,19 @@ static __always_inline int parse_ports(struct __sk_buff *skb, __u32 off, struct 
 
 static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 off, struct packet *p) {
   struct iphdr ip;
-  if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) < 0)
-    return -1;
+  if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) < 0) return -1;
   p->family = 4;
   p->l4proto = ip.protocol;
   __builtin_memcpy(p->src, &ip.saddr, 4);
   __builtin_memcpy(p->dst, &ip.daddr, 4);
   /* Only the first fragment carries the transport header. */
-  if (bpf_ntohs(ip.frag_off) & IP_OFFSET)
-    return 0;
+  if (bpf_ntohs(ip.frag_off) & IP_OFFSET) return 0;
   return parse_ports(skb, off + ip.ihl * 4, p);
 }
 
 static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct packet *p) {
   struct ipv6hdr ip6;
-  if (bpf_skb_load_bytes(skb, off, &ip6, sizeof(ip6)) < 0)
-    return -1;
+  if (bpf_skb_load_bytes(skb, off, &ip6, sizeof(ip6)) < 0) return -1;
   p->family = 6;
   __builtin_memcpy(p->src, &ip6.saddr, 16);
   __builtin_memcpy(p->dst, &ip6.daddr, 16);
@@ -115,14 +110,12 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct p
   for (int i = 0; i < MAX_IPV6_EXT_HEADERS; i++) {
     if (next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING || next == IPPROTO_DSTOPTS) {
       __u8 ext[2];
-      if (bpf_skb_load_bytes(skb, off, ext, sizeof(ext)) < 0)
-        return -1;
+      if (bpf_skb_load_bytes(skb, off, ext, sizeof(ext)) < 0) return -1;
       next = ext[0];
       off += (ext[1] + 1) * 8;
     } else if (next == IPPROTO_FRAGMENT) {
       __u8 frag[4];
-      if (bpf_skb_load_bytes(skb, off, frag, sizeof(frag)) < 0)
-        return -1;
+      if (bpf_skb_load_bytes(skb, off, frag, sizeof(frag)) < 0) return -1;
       next = frag[0];
       off += 8;
       /* Not the first fragment: no transport header follows. */
@@ -137,8 +130,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct p
   p->l4proto = next;
   if (next == IPPROTO_ICMPV6) {
     __u8 type;
-    if (bpf_skb_load_bytes(skb, off, &type, 1) < 0)
-      return -1;
+    if (bpf_skb_load_bytes(skb, off, &type, 1) < 0) return -1;
     /* Router/neighbour solicitation and advertisement, redirect: IPv6's ARP, never faulted. */
     p->is_ndp = type >= 133 && type <= 137;
     return 0;
@@ -148,15 +140,15 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct p
 
 static __always_inline __u32 protocol_bit(__u8 l4proto) {
   switch (l4proto) {
-  case IPPROTO_TCP:
-    return FL_PROTO_TCP;
-  case IPPROTO_UDP:
-    return FL_PROTO_UDP;
-  case IPPROTO_ICMP:
-  case IPPROTO_ICMPV6:
-    return FL_PROTO_ICMP;
-  default:
-    return FL_PROTO_OTHER;
+    case IPPROTO_TCP:
+      return FL_PROTO_TCP;
+    case IPPROTO_UDP:
+      return FL_PROTO_UDP;
+    case IPPROTO_ICMP:
+    case IPPROTO_ICMPV6:
+      return FL_PROTO_ICMP;
+    default:
+      return FL_PROTO_OTHER;
   }
 }
 
@@ -170,14 +162,12 @@ static __always_inline int peer_listed(const struct packet *p, const __u8 *addr)
   if (p->family == 4) {
     struct fl_lpm_v4 key = {.prefixlen = 32};
     __builtin_memcpy(key.addr, addr, 4);
-    if (bpf_map_lookup_elem(&excluded_v4, &key))
-      return 0;
+    if (bpf_map_lookup_elem(&excluded_v4, &key)) return 0;
     return (config.flags & FL_MATCH_ANY_PEER) || bpf_map_lookup_elem(&peers_v4, &key);
   }
   struct fl_lpm_v6 key = {.prefixlen = 128};
   __builtin_memcpy(key.addr, addr, 16);
-  if (bpf_map_lookup_elem(&excluded_v6, &key))
-    return 0;
+  if (bpf_map_lookup_elem(&excluded_v6, &key)) return 0;
   return (config.flags & FL_MATCH_ANY_PEER) || bpf_map_lookup_elem(&peers_v6, &key);
 }
 
@@ -196,16 +186,14 @@ static __always_inline int endpoint_guarded(const struct packet *p, const __u8 *
 
 static __always_inline void count(__u32 stat) {
   __u64 *value = bpf_map_lookup_elem(&stats, &stat);
-  if (value)
-    *value += 1;
+  if (value) *value += 1;
 }
 
 /* Whether the packet belongs to the fault's target; the peer is its source (traffic from the peer,
  * as at ingress) or its destination (traffic to the peer, as at egress). */
 static __always_inline int match(struct __sk_buff *skb, int peer_is_source) {
   /* The deadline ends the fault even when the daemon is hung or gone. */
-  if (bpf_ktime_get_ns() >= config.deadline_ns)
-    return 0;
+  if (bpf_ktime_get_ns() >= config.deadline_ns) return 0;
 
   struct packet p = {};
   int parsed;
@@ -215,8 +203,7 @@ static __always_inline int match(struct __sk_buff *skb, int peer_is_source) {
     parsed = parse_ipv6(skb, sizeof(struct ethhdr), &p);
   else
     return 0; /* ARP and other non-IP traffic is never faulted */
-  if (parsed < 0 || p.is_ndp)
-    return 0;
+  if (parsed < 0 || p.is_ndp) return 0;
 
   /* The control channel before anything else: no fault may cut the connection that would revert it.
    * Its packets carry a guarded endpoint as their source (from it) or destination (to it). */
@@ -224,12 +211,9 @@ static __always_inline int match(struct __sk_buff *skb, int peer_is_source) {
       (endpoint_guarded(&p, p.src, p.sport) || endpoint_guarded(&p, p.dst, p.dport)))
     return 0;
 
-  if (!(config.protocols & protocol_bit(p.l4proto)))
-    return 0;
-  if (!peer_listed(&p, peer_is_source ? p.src : p.dst))
-    return 0;
-  if ((config.flags & FL_MATCH_PORTS) &&
-      !(p.has_ports && (port_listed(p.sport) || port_listed(p.dport))))
+  if (!(config.protocols & protocol_bit(p.l4proto))) return 0;
+  if (!peer_listed(&p, peer_is_source ? p.src : p.dst)) return 0;
+  if ((config.flags & FL_MATCH_PORTS) && !(p.has_ports && (port_listed(p.sport) || port_listed(p.dport))))
     return 0;
   return 1;
 }

@@ -52,18 +52,26 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const api::H
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* found = nullptr;
   const std::string port_text = std::to_string(address.port);
-  // A wildcard host is "::", dual-stack, as gRPC's listeners are.
+  // A wildcard host is "::", dual-stack, as gRPC's listeners are; "0.0.0.0" where IPv6 is off.
   const bool wildcard = address.host.empty() || address.host == "0.0.0.0" || address.host == "::";
   if (int err = getaddrinfo(wildcard ? "::" : address.host.c_str(), port_text.c_str(), &hints, &found);
       err != 0) {
     return absl::InvalidArgumentError(Cat(flag, ": ", gai_strerror(err)));
   }
-  std::unique_ptr<addrinfo, void (*)(addrinfo*)> addresses(found, freeaddrinfo);
   int fd = socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 && wildcard && errno == EAFNOSUPPORT) {
+    freeaddrinfo(found);
+    found = nullptr;
+    if (int err = getaddrinfo("0.0.0.0", port_text.c_str(), &hints, &found); err != 0) {
+      return absl::InvalidArgumentError(Cat(flag, ": ", gai_strerror(err)));
+    }
+    fd = socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  }
+  std::unique_ptr<addrinfo, void (*)(addrinfo*)> addresses(found, freeaddrinfo);
   if (fd < 0) return Errno(flag);
   const int on = 1, off = 0;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-  if (wildcard) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+  if (found->ai_family == AF_INET6 && wildcard) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
   if (bind(fd, found->ai_addr, found->ai_addrlen) != 0 || listen(fd, 16) != 0) {
     absl::Status status = Errno(flag);
     close(fd);

@@ -120,6 +120,16 @@ TEST(MetricsServerTest, AnswersGetMetricsAndNothingElse) {
   EXPECT_TRUE(Exchange(port, "nonsense\r\n\r\n").starts_with("HTTP/1.1 400 Bad Request\r\n"));
 }
 
+TEST(MetricsServerTest, AWildcardAddressAnswersOnBothFamilies) {
+  Registry registry;
+  registry.AddCounter("test_total", "A counter.");
+  auto server = MetricsServer::Start({"0.0.0.0", 0}, registry);
+  ASSERT_TRUE(server.ok()) << server.status();
+  for (const char* host : {"127.0.0.1", "::1"}) {
+    EXPECT_EQ(test::HttpGet(host, (*server)->port(), "/metrics"), registry.Render()) << host;
+  }
+}
+
 TEST(MetricsServerTest, RefusesAnAddressItCannotBind) {
   Registry registry;
   auto first = MetricsServer::Start({"127.0.0.1", 0}, registry);
