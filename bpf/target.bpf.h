@@ -6,14 +6,16 @@
 #ifndef FAULTLINE_BPF_TARGET_BPF_H
 #define FAULTLINE_BPF_TARGET_BPF_H
 
-#include <bpf/bpf_endian.h>
-#include <bpf/bpf_helpers.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/pkt_cls.h>
+
+/* libbpf's headers use the kernel's types: after linux/bpf.h. */
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
 
 #include "target_abi.h"
 

@@ -168,6 +168,11 @@ absl::Status ValidateKind(const std::string& field, const Fault& fault, const Ex
           !s.ok()) {
         return s;
       }
+      // A distribution's table scales the jitter: without one it would add nothing but the latency.
+      if (delay.distribution() > faultline::v1::Delay::DISTRIBUTION_UNIFORM && !Positive(delay.jitter())) {
+        return Error(field + ".delay.distribution",
+                     "this distribution needs a jitter: its table scales the jitter");
+      }
       return CheckPercent(field + ".delay.correlation", delay.correlation(), true);
     }
     case Fault::kDuplicate:

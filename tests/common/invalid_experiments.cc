@@ -238,6 +238,11 @@ std::vector<InvalidExperiment> InvalidExperiments() {
                   kTarget, " } }")),
        "faults[0].delay.distribution: unknown value 9; expected one of DISTRIBUTION_UNSPECIFIED, "
        "DISTRIBUTION_UNIFORM, DISTRIBUTION_NORMAL, DISTRIBUTION_PARETO, DISTRIBUTION_PARETONORMAL"},
+      {"delay_distribution_without_jitter",
+       Faults(
+           Cat("faults { delay { latency { nanos: 10000000 } distribution: DISTRIBUTION_NORMAL } target { ",
+               kTarget, " } }")),
+       "faults[0].delay.distribution: this distribution needs a jitter: its table scales the jitter"},
       {"delay_correlation_over_100",
        Faults(
            Cat("faults { delay { latency { nanos: 10000000 } correlation: 150 } target { ", kTarget, " } }")),
