@@ -40,11 +40,7 @@ const kernel::KernelFeatures& Features() {
 
 // How soon after its start an agent must have undone a crashed one's changes: 1 s, or 10 s on a CPU
 // that qemu emulates (TCG, the VM suite), which runs the same code about ten times slower.
-milliseconds CleanWithin() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  std::string text((std::istreambuf_iterator<char>(cpuinfo)), std::istreambuf_iterator<char>());
-  return text.find("QEMU TCG CPU") != std::string::npos ? milliseconds(10'000) : milliseconds(1'000);
-}
+milliseconds CleanWithin() { return CpuIsEmulated() ? milliseconds(10'000) : milliseconds(1'000); }
 
 // The log lines of one event, parsed.
 std::vector<google::protobuf::Struct> Events(const std::string& log, const std::string& event) {

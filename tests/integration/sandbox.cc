@@ -38,6 +38,12 @@ CommandResult RunCommand(const std::string& command) {
   return result;
 }
 
+bool CpuIsEmulated() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string text((std::istreambuf_iterator<char>(cpuinfo)), std::istreambuf_iterator<char>());
+  return text.find("QEMU TCG CPU") != std::string::npos;
+}
+
 std::string Shell(const std::string& command) {
   CommandResult result = RunCommand(command);
   EXPECT_EQ(result.exit_code, 0) << command << "\n" << result.output;

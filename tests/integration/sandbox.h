@@ -83,6 +83,9 @@ CommandResult RunCommand(const std::string& command);
 // Runs a shell command; returns its output. Fails the test on a non-zero exit.
 std::string Shell(const std::string& command);
 
+// Whether qemu emulates this CPU (TCG, the VM suite): the same code runs about ten times slower there.
+bool CpuIsEmulated();
+
 // Whether the tests can do what they need: root, and network namespaces.
 std::string MissingPrivileges();
 
