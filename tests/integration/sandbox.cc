@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -114,8 +115,12 @@ AgentProcess::AgentProcess(std::vector<std::string> extra_args, const std::strin
   // Opened before fork: the child only makes system calls.
   const int netns_fd = netns.empty() ? -1 : open(netns.c_str(), O_RDONLY | O_CLOEXEC);
   if (!netns.empty() && netns_fd < 0) ADD_FAILURE() << "cannot open " << netns;
+  const pid_t parent = getpid();
   pid_ = fork();
   if (pid_ == 0) {
+    // A test binary killed by a timeout must not leave its agent running: SIGTERM (the agent reverts
+    // what it holds) when the forking thread ends.
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) _exit(125);
     if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) != 0) _exit(126);
     int log = open((dir_ + "/agent.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     dup2(log, STDOUT_FILENO);

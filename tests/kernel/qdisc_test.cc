@@ -59,21 +59,10 @@ class QdiscTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root: the tests create network namespaces, qdiscs and devices";
-    ns_ = Cat("fltest-qdisc-", getpid());
-    peer_ns_ = Cat(ns_, "-peer");
-    for (const std::string& name : {ns_, peer_ns_}) {
-      CommandResult added = Shell(Cat("ip netns add ", name));
-      ASSERT_EQ(added.exit_code, 0) << "ip netns add " << name << ": " << added.output;
-      made_.push_back(name);
-    }
-    for (const std::string& command :
-         {Cat("ip -n ", ns_, " link add fl-a type veth peer name fl-b netns ", peer_ns_),
-          Cat("ip -n ", ns_, " addr add 198.18.0.1/30 dev fl-a"), Cat("ip -n ", ns_, " link set fl-a up"),
-          Cat("ip -n ", peer_ns_, " addr add 198.18.0.2/30 dev fl-b"),
-          Cat("ip -n ", peer_ns_, " link set fl-b up")}) {
-      CommandResult result = Shell(command);
-      ASSERT_EQ(result.exit_code, 0) << command << ": " << result.output;
-    }
+    pair_.emplace(Cat("fltest-qdisc-", getpid()));
+    ASSERT_EQ(pair_->error(), "");
+    ns_ = pair_->ns();
+    peer_ns_ = pair_->peer_ns();
     auto netns = Netns::Open(Cat("/run/netns/", ns_));
     ASSERT_TRUE(netns.ok()) << netns.status();
     netns_ = *netns;
@@ -81,7 +70,7 @@ class QdiscTest : public ::testing::Test {
 
   void TearDown() override {
     netns_.reset();
-    for (const std::string& name : made_) Shell(Cat("ip netns del ", name));
+    pair_.reset();
   }
 
   // tc in the test's namespace (fl-a) and in the peer's (fl-b).
@@ -117,7 +106,7 @@ class QdiscTest : public ::testing::Test {
 
   std::string ns_;
   std::string peer_ns_;
-  std::vector<std::string> made_;
+  std::optional<test::VethPair> pair_;
   std::shared_ptr<Netns> netns_;
 };  // namespace
 

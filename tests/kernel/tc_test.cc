@@ -61,21 +61,10 @@ class RedirectFilterTest : public ::testing::Test {
                      << (found ? found->detail() : "not probed");
       }
     }
-    ns_ = Cat("fltest-tc-", getpid());
-    peer_ns_ = Cat(ns_, "-peer");
-    for (const std::string& name : {ns_, peer_ns_}) {
-      CommandResult added = Shell(Cat("ip netns add ", name));
-      ASSERT_EQ(added.exit_code, 0) << "ip netns add " << name << ": " << added.output;
-      made_.push_back(name);
-    }
-    for (const std::string& command :
-         {Cat("ip -n ", ns_, " link add fl-a type veth peer name fl-b netns ", peer_ns_),
-          Cat("ip -n ", ns_, " addr add 198.18.0.1/30 dev fl-a"), Cat("ip -n ", ns_, " link set fl-a up"),
-          Cat("ip -n ", peer_ns_, " addr add 198.18.0.2/30 dev fl-b"),
-          Cat("ip -n ", peer_ns_, " link set fl-b up")}) {
-      CommandResult result = Shell(command);
-      ASSERT_EQ(result.exit_code, 0) << command << ": " << result.output;
-    }
+    pair_.emplace(Cat("fltest-tc-", getpid()));
+    ASSERT_EQ(pair_->error(), "");
+    ns_ = pair_->ns();
+    peer_ns_ = pair_->peer_ns();
     auto netns = Netns::Open(Cat("/run/netns/", ns_));
     ASSERT_TRUE(netns.ok()) << netns.status();
     netns_ = *netns;
@@ -99,7 +88,7 @@ class RedirectFilterTest : public ::testing::Test {
     ifb_.reset();
     if (program_fd_ >= 0) close(program_fd_);
     netns_.reset();
-    for (const std::string& name : made_) Shell(Cat("ip netns del ", name));
+    pair_.reset();
   }
 
   std::string IngressFilters() { return Shell(Cat("tc -n ", ns_, " filter show dev fl-a ingress")).output; }
@@ -111,7 +100,7 @@ class RedirectFilterTest : public ::testing::Test {
 
   std::string ns_;
   std::string peer_ns_;
-  std::vector<std::string> made_;
+  std::optional<test::VethPair> pair_;
   std::shared_ptr<Netns> netns_;
   std::unique_ptr<IfbDevice> ifb_;
   std::shared_ptr<ClsactHook> hook_;
