@@ -38,6 +38,10 @@ constexpr uint16_t kPort = 47000;
 constexpr uint32_t kMagic = 0xfa17f1e5;
 constexpr auto kPacing = std::chrono::microseconds(30);
 constexpr auto kDrainTime = std::chrono::milliseconds(300);
+// Bounds on every traffic loop, far above what a healthy run takes: a machine that stalls fails the
+// test with what was sent and received by then, instead of hanging it.
+constexpr auto kSendLimit = std::chrono::seconds(60);
+constexpr auto kDrainLimit = std::chrono::seconds(5);
 
 // Runs `work` on a thread that lives in `netns` (setns changes only the calling thread).
 template <typename Work>
@@ -100,20 +104,39 @@ int SourceSocket(const Endpoint& from, int type, int protocol) {
   return fd;
 }
 
-// Counts what `matches` accepts on `fd` until `stop` is set and the socket has then been quiet for a
-// drain time (packets a fault holds back still arrive).
+// Whether a receiver goes on: until `stop` is set and the socket has then been quiet for a drain
+// time (packets a fault holds back still arrive), and never more than kDrainLimit after `stop`.
+class Receiving {
+ public:
+  explicit Receiving(const std::atomic<bool>& stop) : stop_(stop) {}
+  bool operator()() {
+    const Clock::time_point now = Clock::now();
+    if (!stop_) {
+      quiet_since_ = stopped_at_ = now;
+      return true;
+    }
+    return now - quiet_since_ < kDrainTime && now - stopped_at_ < kDrainLimit;
+  }
+  void Arrived() { quiet_since_ = Clock::now(); }
+
+ private:
+  const std::atomic<bool>& stop_;
+  Clock::time_point quiet_since_ = Clock::now();
+  Clock::time_point stopped_at_ = Clock::now();
+};
+
+// Counts what `matches` accepts on `fd` while Receiving says so.
 int CountReceived(int fd, const std::atomic<bool>& stop,
                   const std::function<bool(const char*, ssize_t)>& matches) {
   int received = 0;
   char buffer[2048];
-  Clock::time_point quiet_since = Clock::now();
-  while (!stop || Clock::now() - quiet_since < kDrainTime) {
-    if (!stop) quiet_since = Clock::now();
+  Receiving receiving(stop);
+  while (receiving()) {
     pollfd p{fd, POLLIN, 0};
     if (poll(&p, 1, 20) <= 0) continue;
     ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
     if (n > 0 && matches(buffer, n)) received++;
-    quiet_since = Clock::now();
+    receiving.Arrived();
   }
   return received;
 }
@@ -200,7 +223,8 @@ Delivery Exchange(const Endpoint& from, const Endpoint& to, int count, const Dat
       InNetns(from.netns, [&] {
         Delivery d;
         int fd = SourceSocket(from, kind.type, kind.protocol);
-        for (int i = 0; i < count; i++) {
+        const Clock::time_point give_up = Clock::now() + kSendLimit;
+        for (int i = 0; i < count && Clock::now() < give_up; i++) {
           std::vector<uint8_t> packet = kind.make(i);
           const Address& to_address = i % 2 == 0 ? destination : alternate;
           ssize_t n = sendto(fd, packet.data(), packet.size(), 0,
@@ -276,15 +300,14 @@ Delivery SendTcp(const Endpoint& from, const Endpoint& to, int count,
     close(listener);
     size_t bytes = 0;
     char buffer[4096];
-    Clock::time_point quiet_since = Clock::now();
-    while (!stop || Clock::now() - quiet_since < kDrainTime) {
-      if (!stop) quiet_since = Clock::now();
+    Receiving receiving(stop);
+    while (receiving()) {
       pollfd p{fd, POLLIN, 0};
       if (poll(&p, 1, 20) <= 0) continue;
       ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
       if (n <= 0) break;
       bytes += static_cast<size_t>(n);
-      quiet_since = Clock::now();
+      receiving.Arrived();
     }
     close(fd);
     return static_cast<int>(bytes / kMessage);
@@ -302,7 +325,8 @@ Delivery SendTcp(const Endpoint& from, const Endpoint& to, int count,
   // The socket keeps its namespace; writing needs no setns.
   Delivery delivery;
   char message[kMessage] = {};
-  for (int i = 0; i < count; i++) {
+  const Clock::time_point give_up = Clock::now() + kSendLimit;
+  for (int i = 0; i < count && Clock::now() < give_up; i++) {
     ssize_t n = send(fd, message, sizeof(message), MSG_NOSIGNAL | MSG_DONTWAIT);
     (n == static_cast<ssize_t>(sizeof(message)) ? delivery.sent : delivery.send_errors)++;
     std::this_thread::sleep_for(kPacing);
@@ -437,7 +461,8 @@ std::vector<double> EchoRoundTrips(const Endpoint& from, const Endpoint& to, int
                  }
                  return true;
                };
-               for (int i = 0; i < count; i++) {
+               const Clock::time_point give_up = Clock::now() + kSendLimit;
+               for (int i = 0; i < count && Clock::now() < give_up; i++) {
                  uint8_t packet[64] = {};
                  packet[0] = static_cast<uint8_t>(v6 ? int{ICMP6_ECHO_REQUEST} : int{ICMP_ECHO});
                  uint16_t seq = htons(static_cast<uint16_t>(i));
@@ -456,7 +481,8 @@ std::vector<double> EchoRoundTrips(const Endpoint& from, const Endpoint& to, int
                    if (!receive(0)) std::this_thread::sleep_for(std::chrono::microseconds(100));
                  }
                }
-               while (receive(1000)) {
+               const Clock::time_point drained = Clock::now() + kDrainLimit;
+               while (Clock::now() < drained && receive(1000)) {
                }
                close(fd);
                return round_trips;
