@@ -83,8 +83,12 @@ std::string FormatStatus(const v1::ExperimentStatus& status) {
     out << "  fault " << i << ": " << api::DescribeFault(experiment.faults(i)) << "\n";
     for (const auto& applied : status.faults()) {
       if (applied.index() != static_cast<uint32_t>(i)) continue;
-      out << "    packets matched " << applied.packets_matched() << ", dropped " << applied.packets_dropped()
-          << "\n";
+      if (experiment.faults(i).has_memory()) {
+        out << "    resident " << (applied.resident_bytes() >> 20) << " MiB\n";
+      } else if (api::IsNetworkFault(experiment.faults(i))) {
+        out << "    packets matched " << applied.packets_matched() << ", dropped "
+            << applied.packets_dropped() << "\n";
+      }
       for (const auto& object : applied.kernel_objects()) out << "    " << object << gone << "\n";
     }
   }

@@ -67,7 +67,16 @@ struct InjectFlags {
   std::string burst;
   std::string limit;
   std::string shaper = "tbf";
+  uint32_t load = 0;  // cpu
+  uint32_t workers = 0;
+  std::vector<uint32_t> cpus;
+  int32_t nice = 0;
+  std::string cgroup;  // cpu, memory
+  std::string size;    // memory
+  std::string grow;
 };
+
+bool IsStress(const std::string& kind) { return kind == "cpu" || kind == "memory"; }
 
 struct UsageError {
   std::string message;
@@ -179,7 +188,7 @@ v1::Experiment BuildExperiment(const InjectFlags& flags, const std::string& kind
     (*experiment.mutable_labels())[label.substr(0, equals)] = label.substr(equals + 1);
   }
   v1::Fault* fault = experiment.add_faults();
-  *fault->mutable_target() = BuildTarget(flags.target);
+  if (!IsStress(kind)) *fault->mutable_target() = BuildTarget(flags.target);
   auto percent = [&] {
     if (flags.percent.empty()) throw UsageError{"--percent: required, e.g. --percent 10"};
     return OrUsage(faultline::api::ParsePercent(flags.percent), "--percent");
@@ -234,6 +243,27 @@ v1::Experiment BuildExperiment(const InjectFlags& flags, const std::string& kind
   } else if (kind == "corrupt") {
     fault->mutable_corrupt()->set_percent(percent());
     fault->mutable_corrupt()->set_correlation(correlation());
+  } else if (kind == "cpu") {
+    v1::Cpu* cpu = fault->mutable_cpu();
+    cpu->set_load_percent(flags.load);
+    // One worker unless told otherwise; a list of CPUs puts one on each.
+    cpu->set_workers(flags.cpus.empty() && flags.workers == 0 ? 1 : flags.workers);
+    for (uint32_t n : flags.cpus) cpu->add_cpus(n);
+    cpu->set_nice(flags.nice);
+    cpu->set_cgroup(flags.cgroup);
+  } else if (kind == "memory") {
+    v1::Memory* memory = fault->mutable_memory();
+    if (flags.size.ends_with('%')) {
+      memory->set_percent_of_total(OrUsage(faultline::api::ParsePercent(flags.size), "--size"));
+    } else {
+      memory->set_bytes(OrUsage(faultline::api::ParseSize(flags.size), "--size"));
+    }
+    if (!flags.grow.empty()) {
+      std::string per_second =
+          flags.grow.ends_with("/s") ? flags.grow.substr(0, flags.grow.size() - 2) : flags.grow;
+      memory->set_grow_bytes_per_second(OrUsage(faultline::api::ParseSize(per_second), "--grow"));
+    }
+    memory->set_cgroup(flags.cgroup);
   } else {
     v1::Bandwidth* bandwidth = fault->mutable_bandwidth();
     bandwidth->set_rate_bits_per_second(OrUsage(faultline::api::ParseRate(flags.rate), "--rate"));
@@ -342,7 +372,23 @@ void AddInjectCommand(CLI::App* inject, const std::string& kind, const std::stri
                         "bytes that may queue, e.g. 64k (default: 50 ms at the rate)");
     command->add_option("--shaper", flags.shaper, "tbf, htb or netem")->capture_default_str();
   }
-  AddTargetFlags(command, flags.target);
+  if (kind == "cpu") {
+    command->add_option("--load", flags.load, "percent of each CPU's time, 1-100")->required();
+    command->add_option("--workers", flags.workers, "threads, each loading one CPU (default 1)");
+    command->add_option("--cpus", flags.cpus, "pin one worker to each of these CPUs, e.g. --cpus 0,2")
+        ->delimiter(',');
+    command->add_option("--nice", flags.nice, "the workers' nice level, -20..19");
+  }
+  if (kind == "memory") {
+    command->add_option("--size", flags.size, "e.g. 512MiB, 2GiB, or 10% of MemTotal")->required();
+    command->add_option("--grow", flags.grow, "reach the size at this rate, e.g. 64MiB/s (default: at once)");
+  }
+  if (IsStress(kind)) {
+    command->add_option("--cgroup", flags.cgroup,
+                        "cgroup v2 path (absolute, or under the cgroup2 mount) the workers join");
+  } else {
+    AddTargetFlags(command, flags.target);
+  }
   command->add_option("--duration", flags.duration, "how long the fault lasts, e.g. 30s, 5m")->required();
   command->add_option("--id", flags.id, "experiment id (default: generated); the same id again is a no-op");
   command->add_option("--lease", flags.lease,
@@ -384,6 +430,8 @@ int main(int argc, char** argv) {
   AddInjectCommand(inject, "reorder", "send a share of packets ahead of delayed ones (netem)", inject_flags,
                    inject_kind);
   AddInjectCommand(inject, "bandwidth", "limit the rate of matching packets", inject_flags, inject_kind);
+  AddInjectCommand(inject, "cpu", "load CPUs to a share of their time", inject_flags, inject_kind);
+  AddInjectCommand(inject, "memory", "take memory and hold it", inject_flags, inject_kind);
   CLI::App* list = app.add_subcommand("list", "experiments the agent knows");
   std::vector<std::string> list_states;
   list->add_option("--state", list_states, "only these states (active, reverted, expired, ...)");

@@ -92,11 +92,6 @@ absl::StatusOr<v1::InjectResponse> ExperimentManager::Inject(Experiment experime
                                                              const std::string& client) {
   const Clock::time_point called = Clock::now();
   if (experiment.id().empty()) experiment.set_id(GenerateId());
-  for (int i = 0; i < experiment.faults_size(); i++) {
-    if (absl::Status s = drivers_.Supports(experiment.faults(i)); !s.ok()) {
-      return absl::Status(s.code(), Cat("faults[", i, "]: ", s.message()));
-    }
-  }
   const std::string id = experiment.id();
   {
     std::lock_guard lock(mutex_);

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "metrics_server.h"
+#include "stress/worker.h"
 #include "tls.h"
 
 namespace {
@@ -134,6 +135,8 @@ absl::Status GuardListeners(faultline::ControlPlaneGuard& guard, const Listeners
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The agent runs its own stress workers: `faultlined --stress-worker FAULT` (stress/worker.h).
+  if (argc == 3 && argv[1] == faultline::stress::kWorkerFlag) return faultline::stress::RunWorker(argv[2]);
   CLI::App app{"faultlined: the faultline fault injection agent"};
   std::string socket_path = "/run/faultline/faultlined.sock";
   std::string state_dir = "/var/lib/faultline";
@@ -141,6 +144,7 @@ int main(int argc, char** argv) {
   std::string socket_group;
   std::string audit_path;
   std::string metrics_listen;
+  std::string memory_floor_text = "256MiB";
   int max_experiments = 64;
   int max_rpc_threads = 128;
   ListenerFlags listener_flags;
@@ -170,6 +174,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(2, 4096))
       ->capture_default_str();
   app.add_option("--metrics-listen", metrics_listen, "serve Prometheus metrics on HOST:PORT at /metrics");
+  app.add_option("--memory-floor", memory_floor_text,
+                 "MemAvailable a memory fault must leave, e.g. 256MiB, 1GiB")
+      ->capture_default_str();
   app.add_flag("--debug", debug, "log debug events");
   int crash_after_journal_writes = 0;  // hidden, for the crash-safety tests: kill -9 at a chosen step
   app.add_option("--test-crash-after-journal-writes", crash_after_journal_writes)->group("");
@@ -186,6 +193,8 @@ int main(int argc, char** argv) {
   auto max_duration = faultline::api::ParseDuration(max_duration_text);
   if (!max_duration.ok()) return Fail(Cat("--max-duration: ", max_duration.status().message()));
   faultline::api::Limits limits{*max_duration, max_experiments};
+  auto memory_floor = faultline::api::ParseSize(memory_floor_text);
+  if (!memory_floor.ok()) return Fail(Cat("--memory-floor: ", memory_floor.status().message()));
   std::optional<faultline::api::HostPort> metrics_address;
   if (!metrics_listen.empty()) {
     auto parsed = faultline::api::ParseHostPort(metrics_listen);
@@ -249,7 +258,7 @@ int main(int argc, char** argv) {
     faultline::log::Warning("guard.unavailable").With("error", std::string(guard_map.status().message()));
   }
   faultline::ControlPlaneGuard guard(guard_map.ok() ? guard_map->get() : nullptr);
-  faultline::faults::FaultDrivers drivers(features);
+  faultline::faults::FaultDrivers drivers(features, {.memory_floor_bytes = *memory_floor});
   faultline::ExperimentManager manager(drivers, limits, &metrics);
   metrics_registry.OnCollect([&] {
     faultline::ExperimentManager::Census census = manager.TakeCensus();

@@ -16,6 +16,9 @@ using faultline::v1::Fault;
 using faultline::v1::Target;
 using google::protobuf::Duration;
 
+// A cpu fault runs one thread per worker; more than this is a typo, not a load.
+constexpr uint32_t kMaxStressWorkers = 1024;
+
 absl::Status Error(std::string_view field, std::string_view reason) {
   return absl::InvalidArgumentError(Cat(field, ": ", reason));
 }
@@ -220,6 +223,17 @@ absl::Status ValidateKind(const std::string& field, const Fault& fault, const Ex
       if (cpu.workers() == 0 && cpu.cpus_size() == 0) {
         return Error(field + ".cpu", "set workers (a count) or cpus (a list)");
       }
+      if (cpu.workers() > kMaxStressWorkers) {
+        return Error(field + ".cpu.workers",
+                     Cat(cpu.workers(), " is over the maximum of ", kMaxStressWorkers));
+      }
+      for (int i = 0; i < cpu.cpus_size(); i++) {
+        for (int j = 0; j < i; j++) {
+          if (cpu.cpus(j) == cpu.cpus(i)) {
+            return Error(Cat(field, ".cpu.cpus[", i, "]"), Cat("CPU ", cpu.cpus(i), " is listed twice"));
+          }
+        }
+      }
       if (cpu.nice() < -20 || cpu.nice() > 19) {
         return Error(field + ".cpu.nice", Cat(cpu.nice(), " is not within -20..19"));
       }
@@ -277,6 +291,22 @@ std::string DescribeFault(const Fault& fault) {
   if (fault.has_bandwidth()) {
     uint64_t rate = fault.bandwidth().rate_bits_per_second();
     text += rate % 1'000'000 == 0 ? Cat(" ", rate / 1'000'000, "mbit") : Cat(" ", rate / 1000, "kbit");
+  }
+  if (fault.has_cpu()) {
+    const v1::Cpu& cpu = fault.cpu();
+    text += Cat(" ", cpu.load_percent(), "%");
+    if (cpu.cpus().empty()) text += Cat(" on ", cpu.workers(), cpu.workers() == 1 ? " worker" : " workers");
+    for (int i = 0; i < cpu.cpus_size(); i++) text += Cat(i ? "," : " on cpus ", cpu.cpus(i));
+    if (cpu.nice() != 0) text += Cat(" nice ", cpu.nice());
+    if (!cpu.cgroup().empty()) text += " in " + cpu.cgroup();
+  }
+  if (fault.has_memory()) {
+    const v1::Memory& memory = fault.memory();
+    text += memory.has_percent_of_total() ? Cat(" ", memory.percent_of_total(), "% of total")
+                                          : Cat(" ", memory.bytes() >> 20, "MiB");
+    if (memory.grow_bytes_per_second() > 0)
+      text += Cat(" growing ", memory.grow_bytes_per_second() >> 20, "MiB/s");
+    if (!memory.cgroup().empty()) text += " in " + memory.cgroup();
   }
   if (!fault.has_target()) return text;
   const v1::Target& target = fault.target();

@@ -1,4 +1,4 @@
-// Which driver applies which fault kind, and which kinds this agent cannot apply yet.
+// Which driver applies which fault kind.
 #pragma once
 
 #include <memory>
@@ -8,15 +8,15 @@
 #include "faults/drop.h"
 #include "faults/fault.h"
 #include "faults/netem.h"
+#include "faults/stress.h"
 
 namespace faultline::faults {
 
 class FaultDrivers {
  public:
-  explicit FaultDrivers(const kernel::KernelFeatures& features) : drop_(features), netem_(features) {}
+  FaultDrivers(const kernel::KernelFeatures& features, StressOptions stress)
+      : drop_(features), netem_(features), stress_(std::move(stress)) {}
 
-  // UNIMPLEMENTED, with what is missing, for a fault kind or model no driver applies yet.
-  absl::Status Supports(const faultline::v1::Fault& fault) const;
   absl::StatusOr<std::unique_ptr<ActiveFault>> Apply(const faultline::v1::Fault& fault,
                                                      const ApplyContext& context);
   // For Capabilities: "partition", "loss", "delay", ...
@@ -25,6 +25,7 @@ class FaultDrivers {
  private:
   DropDriver drop_;
   NetemDriver netem_;
+  StressDriver stress_;
 };
 
 }  // namespace faultline::faults

@@ -423,10 +423,14 @@ std::map<std::string, Feature> ProbeInScratchNetns() {
 
 // --- cgroup2 --------------------------------------------------------------------------------------
 
+}  // namespace
+
 bool IsCgroup2(const std::string& path) {
   struct statfs fs {};
   return statfs(path.c_str(), &fs) == 0 && static_cast<unsigned long>(fs.f_type) == CGROUP2_SUPER_MAGIC;
 }
+
+namespace {
 
 // Undoes mountinfo's octal escapes (\040 for a space, show_path in fs/proc_namespace.c).
 std::string UnescapeMountPath(std::string_view path) {
@@ -445,8 +449,8 @@ std::string UnescapeMountPath(std::string_view path) {
   return out;
 }
 
-// The cgroup2 mount the agent sees: /sys/fs/cgroup on a unified host, else the first one in this
-// mount namespace (hybrid hosts mount it at /sys/fs/cgroup/unified). Empty when there is none.
+}  // namespace
+
 std::string FindCgroup2Mount() {
   if (IsCgroup2("/sys/fs/cgroup")) return "/sys/fs/cgroup";
   std::ifstream mountinfo("/proc/self/mountinfo");
@@ -469,6 +473,8 @@ std::string FindCgroup2Mount() {
   }
   return "";
 }
+
+namespace {
 
 bool KernelKnowsFilesystem(std::string_view type) {
   std::ifstream filesystems("/proc/filesystems");

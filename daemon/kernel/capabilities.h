@@ -31,4 +31,10 @@ struct KernelFeatures {
 // libbpf's print callback is redirected while it runs and restored afterwards.
 KernelFeatures ProbeKernelFeatures();
 
+// Whether `path` is on a cgroup2 filesystem.
+bool IsCgroup2(const std::string& path);
+// The cgroup2 mount the agent sees: /sys/fs/cgroup on a unified host, else the first one in this
+// mount namespace (hybrid hosts mount it at /sys/fs/cgroup/unified). Empty when there is none.
+std::string FindCgroup2Mount();
+
 }  // namespace faultline::kernel

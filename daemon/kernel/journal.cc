@@ -16,6 +16,7 @@
 #include "faultline/api/cat.h"
 #include "kernel/qdisc.h"
 #include "kernel/tc.h"
+#include "kernel/worker_process.h"
 #include "log.h"
 
 namespace faultline::kernel {
@@ -72,6 +73,8 @@ absl::StatusOr<std::string> Undo(const journal::Change& change) {
       return UndoRecordedHtbClass(change.htb_class());
     case journal::Change::kIfb:
       return UndoRecordedIfb(change.ifb());
+    case journal::Change::kProcess:
+      return UndoRecordedProcess(change.process());
     case journal::Change::OBJECT_NOT_SET:
       break;
   }

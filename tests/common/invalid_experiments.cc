@@ -135,6 +135,26 @@ std::vector<InvalidExperiment> InvalidExperiments() {
       {"memory_with_target", Faults(Cat("faults { memory { bytes: 1048576 } target { ", kTarget, " } }")),
        "faults[0].target: memory faults take no network target"},
 
+      // Stress.
+      {"cpu_load_zero", Faults("faults { cpu { load_percent: 0 workers: 1 } }"),
+       "faults[0].cpu.load_percent: 0 is not within 1-100"},
+      {"cpu_load_over_100", Faults("faults { cpu { load_percent: 101 workers: 1 } }"),
+       "faults[0].cpu.load_percent: 101 is not within 1-100"},
+      {"cpu_without_workers_or_cpus", Faults("faults { cpu { load_percent: 50 } }"),
+       "faults[0].cpu: set workers (a count) or cpus (a list)"},
+      {"cpu_too_many_workers", Faults("faults { cpu { load_percent: 50 workers: 1025 } }"),
+       "faults[0].cpu.workers: 1025 is over the maximum of 1024"},
+      {"cpu_listed_twice", Faults("faults { cpu { load_percent: 50 cpus: 0 cpus: 1 cpus: 0 } }"),
+       "faults[0].cpu.cpus[2]: CPU 0 is listed twice"},
+      {"cpu_nice_out_of_range", Faults("faults { cpu { load_percent: 50 workers: 1 nice: 20 } }"),
+       "faults[0].cpu.nice: 20 is not within -20..19"},
+      {"memory_zero", Faults("faults { memory { bytes: 0 } }"),
+       "faults[0].memory.bytes: must be more than 0"},
+      {"memory_without_size", Faults("faults { memory { cgroup: 'x' } }"),
+       "faults[0].memory: set bytes or percent_of_total"},
+      {"memory_percent_over_100", Faults("faults { memory { percent_of_total: 101 } }"),
+       Cat("faults[0].memory.percent_of_total: 101", kPercentOver0)},
+
       // The target.
       {"interface_missing", PartitionOn(R"pb(netns_path: "/run/netns/x")pb"),
        "faults[0].target.interface: required: the interface to fault"},

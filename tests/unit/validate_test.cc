@@ -230,6 +230,21 @@ TEST(DescribeFault, ShowsEachShapingFaultsParameters) {
   }
 }
 
+TEST(DescribeFault, ShowsStressFaultsWithoutATarget) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"cpu { load_percent: 50 workers: 2 }", "cpu 50% on 2 workers"},
+      {"cpu { load_percent: 100 workers: 1 nice: 5 }", "cpu 100% on 1 worker nice 5"},
+      {"cpu { load_percent: 25 cpus: 0 cpus: 3 cgroup: '/sys/fs/cgroup/app' }",
+       "cpu 25% on cpus 0,3 in /sys/fs/cgroup/app"},
+      {"memory { bytes: 536870912 }", "memory 512MiB"},
+      {"memory { percent_of_total: 10 grow_bytes_per_second: 67108864 }",
+       "memory 10% of total growing 64MiB/s"},
+  };
+  for (const auto& [fault, shown] : cases) {
+    EXPECT_EQ(DescribeFault(ParseExperiment("faults { " + fault + " }").faults(0)), shown);
+  }
+}
+
 TEST(DescribeFault, NamesUnknownEnumValuesByNumber) {
   // The agent describes refused requests in its audit log, before or without validation.
   Experiment experiment =
