@@ -102,6 +102,12 @@ absl::StatusOr<std::string> ResolveCgroup(const std::string& field, const std::s
 
 }  // namespace
 
+StressDriver::StressDriver(StressOptions options) : options_(std::move(options)) {
+  std::error_code error;
+  self_path_ = std::filesystem::read_symlink("/proc/self/exe", error).string();
+  if (error) self_path_ = "faultlined";
+}
+
 bool StressDriver::Handles(const Fault& fault) { return fault.has_cpu() || fault.has_memory(); }
 
 absl::StatusOr<Fault> StressDriver::Resolve(const Fault& fault) const {
@@ -133,8 +139,9 @@ absl::StatusOr<Fault> StressDriver::Resolve(const Fault& fault) const {
   const uint64_t available = meminfo["MemAvailable"];
   if (bytes + options_.memory_floor_bytes > available) {
     return absl::FailedPreconditionError(
-        Cat("memory: ", Mib(bytes), " would leave ", available > bytes ? Mib(available - bytes) : "nothing",
-            " of the ", Mib(available), " available (MemAvailable), under the agent's floor of ",
+        Cat(memory.has_percent_of_total() ? "memory.percent_of_total: " : "memory.bytes: ", Mib(bytes),
+            " would leave ", available > bytes ? Mib(available - bytes) : "nothing", " of the ",
+            Mib(available), " available (MemAvailable), under the agent's floor of ",
             Mib(options_.memory_floor_bytes), " (--memory-floor)"));
   }
   resolved.mutable_memory()->set_bytes(bytes);
@@ -158,7 +165,7 @@ absl::StatusOr<std::unique_ptr<ActiveFault>> StressDriver::Apply(const Fault& fa
                            ? std::chrono::milliseconds(10'000 + 10'000 * (resolved->memory().bytes() >> 30))
                            : kCpuSetupTimeout;
   auto worker =
-      kernel::WorkerProcess::Start({options_.program, std::string(stress::kWorkerFlag), text},
+      kernel::WorkerProcess::Start("/proc/self/exe", {self_path_, std::string(stress::kWorkerFlag), text},
                                    Cat("stress worker (", api::DescribeFault(*resolved), ")"), timeout);
   if (!worker.ok()) return worker.status();
   return std::make_unique<ActiveStress>(*std::move(worker), fault.has_memory());

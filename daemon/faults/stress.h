@@ -15,12 +15,11 @@ namespace faultline::faults {
 
 struct StressOptions {
   uint64_t memory_floor_bytes = 256ull << 20;  // --memory-floor
-  std::string program = "/proc/self/exe";      // what runs `--stress-worker`
 };
 
 class StressDriver : public FaultDriver {
  public:
-  explicit StressDriver(StressOptions options) : options_(std::move(options)) {}
+  explicit StressDriver(StressOptions options);
   static bool Handles(const faultline::v1::Fault& fault);
   absl::StatusOr<std::unique_ptr<ActiveFault>> Apply(const faultline::v1::Fault& fault,
                                                      const ApplyContext& context) override;
@@ -29,6 +28,9 @@ class StressDriver : public FaultDriver {
   // The fault as the worker gets it: its cgroup resolved to a path, a memory size in bytes.
   absl::StatusOr<faultline::v1::Fault> Resolve(const faultline::v1::Fault& fault) const;
   StressOptions options_;
+  // The agent's binary, which runs the workers: executed as /proc/self/exe (the file the agent was
+  // started from, even if an upgrade replaced it since), shown in `ps` under its path.
+  std::string self_path_;
 };
 
 }  // namespace faultline::faults

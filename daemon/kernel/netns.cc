@@ -4,6 +4,7 @@
 #include <linux/nsfs.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,7 +37,21 @@ absl::StatusOr<std::shared_ptr<Netns>> Netns::Open(const std::string& path) {
     close(fd);
     return absl::InvalidArgumentError(Cat("netns ", open_path, ": not a network namespace"));
   }
-  return std::shared_ptr<Netns>(new Netns(fd, path, st.st_dev, st.st_ino));
+  auto netns = std::shared_ptr<Netns>(new Netns(fd, path, st.st_dev, st.st_ino));
+  netns->cookie_ = ReadCookie(*netns);
+  return netns;
+}
+
+uint64_t Netns::ReadCookie(const Netns& netns) {
+  auto scope = NetnsScope::Enter(netns);
+  if (!scope.ok()) return 0;
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  uint64_t cookie = 0;
+  socklen_t length = sizeof(cookie);
+  if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &length) != 0) cookie = 0;
+  close(fd);
+  return cookie;
 }
 
 absl::StatusOr<std::shared_ptr<Netns>> Netns::Reopen(const journal::Netns& recorded) {
@@ -49,6 +64,12 @@ absl::StatusOr<std::shared_ptr<Netns>> Netns::Reopen(const journal::Netns& recor
                                    (*netns)->inode(), ", not ", recorded.inode(),
                                    "): the recorded one is gone"));
   }
+  // The kernel gives a freed inode number to the next namespace made: only the cookie tells them apart.
+  if (recorded.cookie() != 0 && (*netns)->cookie_ != recorded.cookie()) {
+    return absl::NotFoundError(Cat((*netns)->Describe(), " is another namespace now (cookie ",
+                                   (*netns)->cookie_, ", not ", recorded.cookie(),
+                                   "): the recorded one is gone"));
+  }
   return netns;
 }
 
@@ -57,6 +78,7 @@ journal::Netns Netns::Record() const {
   recorded.set_path(path_);
   recorded.set_device(device_);
   recorded.set_inode(inode_);
+  recorded.set_cookie(cookie_);
   return recorded;
 }
 

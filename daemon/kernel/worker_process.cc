@@ -48,7 +48,7 @@ void KillAndReap(pid_t pid) {
 }
 
 // The child between fork and exec: only async-signal-safe calls (the agent has many threads).
-[[noreturn]] void RunChild(int lifeline, int setup, const std::vector<char*>& argv) {
+[[noreturn]] void RunChild(const char* program, int lifeline, int setup, const std::vector<char*>& argv) {
   // Out of the way of 3 and 4 first, so that one dup2 cannot close the other's source.
   int high_lifeline = fcntl(lifeline, F_DUPFD, 10);
   int high_setup = fcntl(setup, F_DUPFD, 10);
@@ -60,7 +60,7 @@ void KillAndReap(pid_t pid) {
   // The agent writes one byte once the journal holds this process; end of file: it died first.
   char go;
   if (read(WorkerProcess::kLifelineFd, &go, 1) != 1) _exit(125);
-  execv(argv[0], argv.data());
+  execv(program, argv.data());
   _exit(127);
 }
 
@@ -103,7 +103,8 @@ std::optional<uint64_t> ProcessStartTime(pid_t pid) {
   return std::stoull(fields[19]);  // field 22
 }
 
-absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Start(const std::vector<std::string>& argv,
+absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Start(const std::string& program,
+                                                                    const std::vector<std::string>& argv,
                                                                     const std::string& what,
                                                                     std::chrono::milliseconds setup_timeout) {
   int lifeline[2], setup[2];
@@ -120,7 +121,7 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Start(const std::v
   pointers.push_back(nullptr);
 
   pid_t pid = fork();
-  if (pid == 0) RunChild(lifeline[0], setup[1], pointers);
+  if (pid == 0) RunChild(program.c_str(), lifeline[0], setup[1], pointers);
   int err = errno;
   close(lifeline[0]);
   close(setup[1]);

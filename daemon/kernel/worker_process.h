@@ -24,13 +24,14 @@ class WorkerProcess {
   static constexpr int kLifelineFd = 3;
   static constexpr int kSetupFd = 4;
 
-  // Forks and executes `argv` (argv[0]: the program). The child waits until the journal holds its pid
-  // and start time, then runs with kLifelineFd (read end of its lifeline: readable or hung up only when
+  // Forks and executes `program` with `argv` (argv[0] included). The child waits until the journal holds its
+  // pid and start time, then runs with kLifelineFd (read end of its lifeline: readable or hung up only when
   // the agent is gone) and kSetupFd (where it writes one line once it is set up: "ok", or what went
   // wrong, which becomes the error). Returns once that line is read; an error when the child reports
   // one, dies, or says nothing within `setup_timeout` (it is killed then). `what` names the process
   // in the journal and in errors: "stress worker (cpu 50% on 2 workers)".
-  static absl::StatusOr<std::unique_ptr<WorkerProcess>> Start(const std::vector<std::string>& argv,
+  static absl::StatusOr<std::unique_ptr<WorkerProcess>> Start(const std::string& program,
+                                                              const std::vector<std::string>& argv,
                                                               const std::string& what,
                                                               std::chrono::milliseconds setup_timeout);
   // SIGKILL, reaped (its memory is back once this returns), and the journal entry closed.
