@@ -13,6 +13,8 @@
 #include <thread>
 
 #include "agent_client.h"
+#include "experiment_file.h"
+#include "fault_spec.h"
 #include "faultline/api/cat.h"
 #include "faultline/api/units.h"
 #include "faultline/api/validate.h"
@@ -35,48 +37,14 @@ struct Options {
   std::string timeout = "30s";
 };
 
-// What `inject` builds a Fault's Target from.
-struct TargetFlags {
-  std::string netns;
-  uint32_t pid = 0;
-  std::string interface;
-  std::string direction = "both";
-  std::vector<std::string> peers;
-  std::vector<std::string> excluded;
-  std::vector<std::string> ports;
-  std::string protocol = "all";
-};
-
 struct InjectFlags {
   std::string id;
   std::string duration;
   std::string lease;
   std::vector<std::string> labels;
   bool wait = false;
-  TargetFlags target;
-  std::string percent;
-  std::string correlation = "0";
-  std::string model = "ebpf";
-  double ge_p = 0, ge_r = 0, ge_h = 0, ge_k = 0;  // --model gilbert-elliott
-  uint32_t gap = 0;                               // reorder
-  std::string latency;
-  std::string jitter = "0s";
-  std::string distribution = "uniform";
-  bool keep_order = false;
-  std::string rate;
-  std::string burst;
-  std::string limit;
-  std::string shaper = "tbf";
-  uint32_t load = 0;  // cpu
-  uint32_t workers = 0;
-  std::vector<uint32_t> cpus;
-  int32_t nice = 0;
-  std::string cgroup;  // cpu, memory
-  std::string size;    // memory
-  std::string grow;
+  faultline::ctl::FaultSpec spec;
 };
-
-bool IsStress(const std::string& kind) { return kind == "cpu" || kind == "memory"; }
 
 struct UsageError {
   std::string message;
@@ -138,39 +106,23 @@ class Agent {
   std::chrono::nanoseconds timeout_{};
 };
 
-v1::Direction ParseDirection(const std::string& text) {
-  if (text == "egress") return v1::DIRECTION_EGRESS;
-  if (text == "ingress") return v1::DIRECTION_INGRESS;
-  if (text == "both") return v1::DIRECTION_BOTH;
-  throw UsageError{Cat("--direction: \"", text, "\" is not egress, ingress or both")};
-}
-
-v1::Protocol ParseProtocol(const std::string& text) {
-  if (text == "all") return v1::PROTOCOL_ALL;
-  if (text == "tcp") return v1::PROTOCOL_TCP;
-  if (text == "udp") return v1::PROTOCOL_UDP;
-  if (text == "icmp") return v1::PROTOCOL_ICMP;
-  throw UsageError{Cat("--protocol: \"", text, "\" is not tcp, udp, icmp or all")};
-}
-
 template <typename T>
 T OrUsage(absl::StatusOr<T> value, const std::string& flag) {
   if (!value.ok()) throw UsageError{Cat(flag, ": ", value.status().message())};
   return *std::move(value);
 }
 
-v1::Target BuildTarget(const TargetFlags& flags) {
-  v1::Target target;
-  if (!flags.netns.empty()) target.set_netns_path(flags.netns);
-  if (flags.pid != 0) target.set_pid(flags.pid);
-  target.set_interface(flags.interface);
-  target.set_direction(ParseDirection(flags.direction));
-  target.set_protocol(ParseProtocol(flags.protocol));
-  for (const auto& peer : flags.peers) target.add_peers(peer);
-  for (const auto& peer : flags.excluded) target.add_excluded_peers(peer);
-  for (const auto& port : flags.ports)
-    *target.add_ports() = OrUsage(faultline::api::ParsePortRange(port), "--port");
-  return target;
+// The faultctl option for a fault option's name (fault_spec.h).
+std::string FlagFor(const std::string& option) {
+  const std::pair<const char*, const char*> renamed[] = {{"interface", "--iface"},
+                                                         {"peers", "--peer"},
+                                                         {"excludedPeers", "--exclude"},
+                                                         {"ports", "--port"},
+                                                         {"keepOrder", "--keep-order"}};
+  for (const auto& [name, flag] : renamed) {
+    if (option == name) return flag;
+  }
+  return "--" + option;
 }
 
 v1::Experiment BuildExperiment(const InjectFlags& flags, const std::string& kind) {
@@ -187,101 +139,10 @@ v1::Experiment BuildExperiment(const InjectFlags& flags, const std::string& kind
     if (equals == std::string::npos) throw UsageError{Cat("--label: \"", label, "\" is not KEY=VALUE")};
     (*experiment.mutable_labels())[label.substr(0, equals)] = label.substr(equals + 1);
   }
-  v1::Fault* fault = experiment.add_faults();
-  if (!IsStress(kind)) *fault->mutable_target() = BuildTarget(flags.target);
-  auto percent = [&] {
-    if (flags.percent.empty()) throw UsageError{"--percent: required, e.g. --percent 10"};
-    return OrUsage(faultline::api::ParsePercent(flags.percent), "--percent");
-  };
-  auto correlation = [&] {
-    return OrUsage(faultline::api::ParsePercent(flags.correlation), "--correlation");
-  };
-  if (kind == "partition") {
-    fault->mutable_partition();
-  } else if (kind == "loss") {
-    v1::Loss* loss = fault->mutable_loss();
-    if (flags.model == "gilbert-elliott") {
-      loss->set_model(v1::Loss::MODEL_GILBERT_ELLIOTT);
-      v1::Loss::GilbertElliott* ge = loss->mutable_gilbert_elliott();
-      ge->set_p(flags.ge_p);
-      ge->set_r(flags.ge_r);
-      ge->set_h(flags.ge_h);
-      ge->set_k(flags.ge_k);
-    } else if (flags.model == "ebpf" || flags.model == "netem") {
-      loss->set_model(flags.model == "ebpf" ? v1::Loss::MODEL_EBPF : v1::Loss::MODEL_NETEM_RANDOM);
-      loss->set_percent(percent());
-      loss->set_correlation(correlation());
-    } else {
-      throw UsageError{Cat("--model: \"", flags.model, "\" is not ebpf, netem or gilbert-elliott")};
-    }
-  } else if (kind == "delay" || kind == "reorder") {
-    // netem reorders by sending some packets at once while it delays the rest: reorder needs a delay
-    // of the same packets, so `inject reorder` sends both.
-    v1::Delay* delay = fault->mutable_delay();
-    *delay->mutable_latency() = OrUsage(faultline::api::ParseDuration(flags.latency), "--latency");
-    *delay->mutable_jitter() = OrUsage(faultline::api::ParseDuration(flags.jitter), "--jitter");
-    if (kind == "delay") delay->set_correlation(correlation());
-    std::string name = "DISTRIBUTION_";
-    for (char c : flags.distribution) name += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    v1::Delay::Distribution distribution;
-    if (!v1::Delay::Distribution_Parse(name, &distribution)) {
-      throw UsageError{
-          Cat("--distribution: \"", flags.distribution, "\" is not uniform, normal, pareto or paretonormal")};
-    }
-    delay->set_distribution(distribution);
-    delay->set_keep_order(flags.keep_order);
-    if (kind == "reorder") {
-      v1::Fault* reorder = experiment.add_faults();
-      *reorder->mutable_target() = fault->target();
-      reorder->mutable_reorder()->set_percent(percent());
-      reorder->mutable_reorder()->set_correlation(correlation());
-      reorder->mutable_reorder()->set_gap(flags.gap);
-    }
-  } else if (kind == "duplicate") {
-    fault->mutable_duplicate()->set_percent(percent());
-    fault->mutable_duplicate()->set_correlation(correlation());
-  } else if (kind == "corrupt") {
-    fault->mutable_corrupt()->set_percent(percent());
-    fault->mutable_corrupt()->set_correlation(correlation());
-  } else if (kind == "cpu") {
-    v1::Cpu* cpu = fault->mutable_cpu();
-    cpu->set_load_percent(flags.load);
-    // One worker unless told otherwise; a list of CPUs puts one on each.
-    cpu->set_workers(flags.cpus.empty() && flags.workers == 0 ? 1 : flags.workers);
-    for (uint32_t n : flags.cpus) cpu->add_cpus(n);
-    cpu->set_nice(flags.nice);
-    cpu->set_cgroup(flags.cgroup);
-  } else if (kind == "memory") {
-    v1::Memory* memory = fault->mutable_memory();
-    if (flags.size.ends_with('%')) {
-      memory->set_percent_of_total(OrUsage(faultline::api::ParsePercent(flags.size), "--size"));
-    } else {
-      memory->set_bytes(OrUsage(faultline::api::ParseSize(flags.size), "--size"));
-    }
-    if (!flags.grow.empty()) {
-      std::string per_second =
-          flags.grow.ends_with("/s") ? flags.grow.substr(0, flags.grow.size() - 2) : flags.grow;
-      memory->set_grow_bytes_per_second(OrUsage(faultline::api::ParseSize(per_second), "--grow"));
-    }
-    memory->set_cgroup(flags.cgroup);
-  } else {
-    v1::Bandwidth* bandwidth = fault->mutable_bandwidth();
-    bandwidth->set_rate_bits_per_second(OrUsage(faultline::api::ParseRate(flags.rate), "--rate"));
-    if (!flags.burst.empty()) {
-      bandwidth->set_burst_bytes(
-          static_cast<uint32_t>(OrUsage(faultline::api::ParseSize(flags.burst), "--burst")));
-    }
-    if (!flags.limit.empty()) {
-      bandwidth->set_limit_bytes(
-          static_cast<uint32_t>(OrUsage(faultline::api::ParseSize(flags.limit), "--limit")));
-    }
-    if (flags.shaper != "tbf" && flags.shaper != "htb" && flags.shaper != "netem") {
-      throw UsageError{Cat("--shaper: \"", flags.shaper, "\" is not tbf, htb or netem")};
-    }
-    bandwidth->set_shaper(flags.shaper == "tbf"   ? v1::Bandwidth::SHAPER_TBF
-                          : flags.shaper == "htb" ? v1::Bandwidth::SHAPER_HTB
-                                                  : v1::Bandwidth::SHAPER_NETEM);
-  }
+  faultline::ctl::SpecError bad;
+  auto faults = faultline::ctl::BuildFaults(kind, flags.spec, &bad);
+  if (!faults.ok()) throw UsageError{Cat(FlagFor(bad.option), ": ", bad.message)};
+  for (auto& fault : *faults) *experiment.add_faults() = std::move(fault);
   // The agent checks again; checking here gives the same message without a round trip.
   if (absl::Status s = faultline::api::ValidateExperiment(experiment, {}); !s.ok()) {
     throw UsageError{Cat("invalid experiment: ", s.message())};
@@ -329,13 +190,13 @@ int WaitForEnd(Agent& agent, const std::string& id) {
   return last == v1::STATE_FAILED ? kExitRefused : 0;
 }
 
-void AddTargetFlags(CLI::App* command, TargetFlags& flags) {
+void AddTargetFlags(CLI::App* command, faultline::ctl::TargetSpec& flags) {
   command->add_option("--netns", flags.netns, "network namespace path: /proc/PID/ns/net or /run/netns/NAME");
   command->add_option("--pid", flags.pid, "fault the network namespace of this process");
   command->add_option("--iface", flags.interface, "interface to fault")->required();
   command->add_option("--direction", flags.direction, "egress, ingress or both")->capture_default_str();
   command->add_option("--peer", flags.peers, "peer CIDR (repeatable); none: every peer");
-  command->add_option("--exclude", flags.excluded, "CIDR never faulted (repeatable)");
+  command->add_option("--exclude", flags.excluded_peers, "CIDR never faulted (repeatable)");
   command->add_option("--port", flags.ports, "port or range N-M, source or destination (repeatable)");
   command->add_option("--protocol", flags.protocol, "tcp, udp, icmp or all")->capture_default_str();
 }
@@ -343,51 +204,51 @@ void AddTargetFlags(CLI::App* command, TargetFlags& flags) {
 void AddInjectCommand(CLI::App* inject, const std::string& kind, const std::string& what, InjectFlags& flags,
                       std::string& chosen) {
   CLI::App* command = inject->add_subcommand(kind, what);
+  faultline::ctl::FaultSpec& spec = flags.spec;
   if (kind == "loss" || kind == "duplicate" || kind == "corrupt" || kind == "reorder") {
-    command->add_option("--percent", flags.percent, "share of packets, 0-100");
-    command->add_option("--correlation", flags.correlation, "percent of the previous draw kept (netem)");
+    command->add_option("--percent", spec.percent, "share of packets, 0-100");
+    command->add_option("--correlation", spec.correlation, "percent of the previous draw kept (netem)");
   }
   if (kind == "loss") {
-    command->add_option("--model", flags.model, "ebpf, netem or gilbert-elliott")->capture_default_str();
-    command->add_option("--p", flags.ge_p, "gilbert-elliott: percent chance of going from good to bad");
-    command->add_option("--r", flags.ge_r, "gilbert-elliott: percent chance of going from bad to good");
-    command->add_option("--h", flags.ge_h, "gilbert-elliott: percent of packets kept in the bad state");
-    command->add_option("--k", flags.ge_k, "gilbert-elliott: percent of packets lost in the good state");
+    command->add_option("--model", spec.model, "ebpf, netem or gilbert-elliott")->capture_default_str();
+    command->add_option("--p", spec.ge_p, "gilbert-elliott: percent chance of going from good to bad");
+    command->add_option("--r", spec.ge_r, "gilbert-elliott: percent chance of going from bad to good");
+    command->add_option("--h", spec.ge_h, "gilbert-elliott: percent of packets kept in the bad state");
+    command->add_option("--k", spec.ge_k, "gilbert-elliott: percent of packets lost in the good state");
   }
   if (kind == "delay" || kind == "reorder") {
-    command->add_option("--latency", flags.latency, "added delay, e.g. 50ms")->required();
-    command->add_option("--jitter", flags.jitter, "spread around the latency, e.g. 10ms");
-    command->add_option("--distribution", flags.distribution, "uniform, normal, pareto or paretonormal")
+    command->add_option("--latency", spec.latency, "added delay, e.g. 50ms")->required();
+    command->add_option("--jitter", spec.jitter, "spread around the latency, e.g. 10ms");
+    command->add_option("--distribution", spec.distribution, "uniform, normal, pareto or paretonormal")
         ->capture_default_str();
   }
   if (kind == "delay") {
-    command->add_option("--correlation", flags.correlation, "percent of the previous delay kept");
-    command->add_flag("--keep-order", flags.keep_order, "never reorder packets under jitter");
+    command->add_option("--correlation", spec.correlation, "percent of the previous delay kept");
+    command->add_flag("--keep-order", spec.keep_order, "never reorder packets under jitter");
   }
-  if (kind == "reorder") command->add_option("--gap", flags.gap, "send every Nth packet at once (netem gap)");
+  if (kind == "reorder") command->add_option("--gap", spec.gap, "send every Nth packet at once (netem gap)");
   if (kind == "bandwidth") {
-    command->add_option("--rate", flags.rate, "e.g. 10mbit, 1gbit, 500kbps")->required();
-    command->add_option("--burst", flags.burst, "bucket size, e.g. 32k (default: 10 ms at the rate)");
-    command->add_option("--limit", flags.limit,
-                        "bytes that may queue, e.g. 64k (default: 50 ms at the rate)");
-    command->add_option("--shaper", flags.shaper, "tbf, htb or netem")->capture_default_str();
+    command->add_option("--rate", spec.rate, "e.g. 10mbit, 1gbit, 500kbps")->required();
+    command->add_option("--burst", spec.burst, "bucket size, e.g. 32k (default: 10 ms at the rate)");
+    command->add_option("--limit", spec.limit, "bytes that may queue, e.g. 64k (default: 50 ms at the rate)");
+    command->add_option("--shaper", spec.shaper, "tbf, htb or netem")->capture_default_str();
   }
   if (kind == "cpu") {
-    command->add_option("--load", flags.load, "percent of each CPU's time, 1-100")->required();
-    command->add_option("--workers", flags.workers, "threads, each loading one CPU (default 1)");
-    command->add_option("--cpus", flags.cpus, "pin one worker to each of these CPUs, e.g. --cpus 0,2")
+    command->add_option("--load", spec.load, "percent of each CPU's time, 1-100")->required();
+    command->add_option("--workers", spec.workers, "threads, each loading one CPU (default 1)");
+    command->add_option("--cpus", spec.cpus, "pin one worker to each of these CPUs, e.g. --cpus 0,2")
         ->delimiter(',');
-    command->add_option("--nice", flags.nice, "the workers' nice level, -20..19");
+    command->add_option("--nice", spec.nice, "the workers' nice level, -20..19");
   }
   if (kind == "memory") {
-    command->add_option("--size", flags.size, "e.g. 512MiB, 2GiB, or 10% of MemTotal")->required();
-    command->add_option("--grow", flags.grow, "reach the size at this rate, e.g. 64MiB/s (default: at once)");
+    command->add_option("--size", spec.size, "e.g. 512MiB, 2GiB, or 10% of MemTotal")->required();
+    command->add_option("--grow", spec.grow, "reach the size at this rate, e.g. 64MiB/s (default: at once)");
   }
-  if (IsStress(kind)) {
-    command->add_option("--cgroup", flags.cgroup,
+  if (faultline::ctl::IsStressKind(kind)) {
+    command->add_option("--cgroup", spec.cgroup,
                         "cgroup v2 path (absolute, or under the cgroup2 mount) the workers join");
   } else {
-    AddTargetFlags(command, flags.target);
+    AddTargetFlags(command, flags.spec.target);
   }
   command->add_option("--duration", flags.duration, "how long the fault lasts, e.g. 30s, 5m")->required();
   command->add_option("--id", flags.id, "experiment id (default: generated); the same id again is a no-op");
@@ -396,6 +257,44 @@ void AddInjectCommand(CLI::App* inject, const std::string& kind, const std::stri
   command->add_option("--label", flags.labels, "KEY=VALUE label (repeatable)");
   command->add_flag("--wait", flags.wait, "stay until the experiment ends; Ctrl-C reverts it");
   command->callback([&chosen, kind] { chosen = kind; });
+}
+
+// `faultctl validate`: every file checked offline; 0 when all are valid, kExitUsage otherwise.
+int ValidateFiles(const std::vector<std::string>& files) {
+  int status = 0;
+  for (const std::string& file : files) {
+    const std::string kind = faultline::ctl::FileKind(file);
+    absl::Status loaded;
+    std::string summary;
+    if (kind == "Experiment") {
+      auto experiment = faultline::ctl::LoadExperiment(file);
+      loaded = experiment.status();
+      if (loaded.ok()) {
+        summary = Cat("Experiment ", experiment->metadata.name, ": ", experiment->experiment.faults_size(),
+                      " fault(s), ", experiment->steady_state.probes.size(), " probe(s), ",
+                      faultline::api::FormatDuration(experiment->experiment.duration()));
+      }
+    } else if (kind == "GameDay") {
+      auto game_day = faultline::ctl::LoadGameDay(file);
+      loaded = game_day.status();
+      if (loaded.ok())
+        summary = Cat("GameDay ", game_day->metadata.name, ": ", game_day->steps.size(), " step(s)");
+    } else if (kind == "Inventory") {
+      auto inventory = faultline::ctl::LoadInventory(file);
+      loaded = inventory.status();
+      if (loaded.ok()) summary = Cat("Inventory: ", inventory->agents.size(), " agent(s)");
+    } else {
+      loaded = absl::InvalidArgumentError(
+          Cat(file, ": not a faultline file (kind Experiment, GameDay or Inventory), or not readable YAML"));
+    }
+    if (loaded.ok()) {
+      std::printf("%s: valid %s\n", file.c_str(), summary.c_str());
+    } else {
+      std::fprintf(stderr, "faultctl: %s\n", std::string(loaded.message()).c_str());
+      status = kExitUsage;
+    }
+  }
+  return status;
 }
 
 }  // namespace
@@ -446,6 +345,10 @@ int main(int argc, char** argv) {
   halt->add_option("--reason", reason, "recorded with the halt");
   CLI::App* watch = app.add_subcommand("watch", "stream state changes (of one experiment, or all)");
   watch->add_option("id", id, "experiment id");
+  CLI::App* validate =
+      app.add_subcommand("validate", "check experiment, game day and inventory files offline");
+  std::vector<std::string> files;
+  validate->add_option("file", files, "YAML files (docs/experiments.md)")->required();
 
   try {
     app.parse(argc, argv);
@@ -459,6 +362,7 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
 
+  if (validate->parsed()) return ValidateFiles(files);
   try {
     Agent agent(options);
     if (caps->parsed()) {

@@ -320,11 +320,12 @@ TEST_F(DropProgramTest, DeadlineEndsLoadedFault) {
 
 // ---- Loss: each matching packet is dropped with probability drop_percent. ----
 
-// Within 3 standard deviations of the binomial mean: a correct program fails this 0.3% of the time.
+// Within 4 standard deviations of the binomial mean. 3 (a correct program outside it 0.3% of the time)
+// failed CI now and then: these checks run several times per run, on three kernels.
 void ExpectBinomial(int drops, int runs, double share) {
   const double mean = runs * share;
   const double sigma = std::sqrt(runs * share * (1 - share));
-  EXPECT_NEAR(drops, mean, 3 * sigma)
+  EXPECT_NEAR(drops, mean, 4 * sigma)
       << drops << " of " << runs << " dropped, expected " << share * 100 << "%";
 }
 

@@ -40,7 +40,8 @@ reason == "" && /: (Skipped|Failure)$/ {
 
 /^\[       OK \] / && $4 == current { finish("passed", ""); next }
 /^\[  SKIPPED \] / && $4 == current { finish("skipped", reason); next }
-/^\[  FAILED  \] / && $4 == current { finish("failed", reason); next }
+# A parameterized test's line goes on: "[  FAILED  ] Suite.Test/1, where GetParam() = ...".
+/^\[  FAILED  \] / && ($4 == current || $4 == current ",") { finish("failed", reason); next }
 
 END {
   if (current != "") finish("failed", "no result: the binary crashed, hung or was killed in this test " reason)
