@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <random>
 #include <thread>
 
 #include "agent_client.h"
@@ -19,6 +20,7 @@
 #include "faultline/api/units.h"
 #include "faultline/api/validate.h"
 #include "format.h"
+#include "runner.h"
 
 namespace {
 
@@ -297,6 +299,42 @@ int ValidateFiles(const std::vector<std::string>& files) {
   return status;
 }
 
+// `faultctl run`: the experiment file against the inventory's agents, or the one agent of --agent.
+int RunFile(const Options& options, const std::string& path, const std::string& inventory_path, uint64_t seed,
+            const std::string& journal) {
+  auto experiment = faultline::ctl::LoadExperiment(path);
+  if (!experiment.ok()) {
+    std::fprintf(stderr, "faultctl: %s\n", std::string(experiment.status().message()).c_str());
+    return kExitUsage;
+  }
+  faultline::ctl::Inventory inventory;
+  if (inventory_path.empty()) {
+    inventory.path = "--agent";
+    faultline::ctl::InventoryAgent local;
+    local.name = "local";
+    local.address = faultline::ctl::ResolveAgentAddress(options.agent);
+    local.tls = options.tls;
+    inventory.agents.push_back(local);
+    experiment->agents = {};  // the one agent, whatever the file selects
+  } else {
+    auto loaded = faultline::ctl::LoadInventory(inventory_path);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "faultctl: %s\n", std::string(loaded.status().message()).c_str());
+      return kExitUsage;
+    }
+    inventory = *std::move(loaded);
+  }
+  faultline::ctl::RunOptions run_options;
+  run_options.seed = seed;
+  run_options.journal = journal;
+  run_options.interrupted = &interrupted;
+  run_options.print = [](const std::string& line) {
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  };
+  return faultline::ctl::RunExperiment(*experiment, inventory, run_options);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -345,6 +383,14 @@ int main(int argc, char** argv) {
   halt->add_option("--reason", reason, "recorded with the halt");
   CLI::App* watch = app.add_subcommand("watch", "stream state changes (of one experiment, or all)");
   watch->add_option("id", id, "experiment id");
+  CLI::App* run =
+      app.add_subcommand("run", "run an experiment file: steady state, faults, revert, steady state");
+  std::string run_file, inventory_file, journal_file;
+  uint64_t seed = std::random_device()();
+  run->add_option("file", run_file, "an Experiment file (docs/experiments.md)")->required();
+  run->add_option("--inventory", inventory_file, "the agents to choose from; default: the agent of --agent");
+  run->add_option("--seed", seed, "repeats an earlier run's choice of agents (it prints its seed)");
+  run->add_option("--journal", journal_file, "append every event to this file as a JSON line");
   CLI::App* validate =
       app.add_subcommand("validate", "check experiment, game day and inventory files offline");
   std::vector<std::string> files;
@@ -363,6 +409,7 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &action, nullptr);
 
   if (validate->parsed()) return ValidateFiles(files);
+  if (run->parsed()) return RunFile(options, run_file, inventory_file, seed, journal_file);
   try {
     Agent agent(options);
     if (caps->parsed()) {

@@ -1,0 +1,267 @@
+#include "runner.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "agent_client.h"
+#include "faultline/api/cat.h"
+#include "log.h"
+#include "probe.h"
+#include "selection.h"
+
+namespace faultline::ctl {
+namespace {
+
+using api::Cat;
+using Clock = std::chrono::steady_clock;
+namespace v1 = faultline::v1;
+
+constexpr auto kCallTimeout = std::chrono::seconds(10);
+
+std::unique_ptr<grpc::ClientContext> Within(std::chrono::seconds timeout) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() + timeout);
+  return context;
+}
+
+// One agent of the run.
+struct Target {
+  InventoryAgent agent;
+  std::unique_ptr<v1::Agent::Stub> stub;
+  std::atomic<bool> injected{false};  // read by the lease keeper's thread
+};
+using Targets = std::vector<std::unique_ptr<Target>>;
+
+class Run {
+ public:
+  Run(const ExperimentFile& file, const RunOptions& options) : file_(file), options_(options) {
+    if (!options.journal.empty()) journal_.open(options.journal, std::ios::app);
+  }
+
+  // Every event: a line for people, and a JSON line in the journal.
+  void Emit(const std::string& phase, const std::string& event,
+            const std::map<std::string, std::string>& fields) {
+    std::lock_guard lock(mutex_);  // the lease keeper's thread reports too
+    std::time_t now = std::time(nullptr);
+    char time[32];
+    std::strftime(time, sizeof(time), "%FT%TZ", std::gmtime(&now));
+    std::string line = Cat(time, " ", phase, " ", event);
+    std::string json = Cat("{\"time\":\"", time, "\",\"experiment\":", log::JsonQuote(file_.metadata.name),
+                           ",\"phase\":\"", phase, "\",\"event\":\"", event, "\"");
+    for (const auto& [key, value] : fields) {
+      if (value.empty()) continue;
+      line += Cat(" ", key, "=", value);
+      json += Cat(",", log::JsonQuote(key), ":", log::JsonQuote(value));
+    }
+    if (options_.print) options_.print(line);
+    if (journal_.is_open()) journal_ << json << "}\n" << std::flush;
+  }
+
+  bool Interrupted() const { return options_.interrupted != nullptr && options_.interrupted->load(); }
+
+  // Sleeps up to `time`; false if interrupted meanwhile.
+  bool Sleep(Clock::duration time) const {
+    for (auto end = Clock::now() + time; Clock::now() < end;) {
+      if (Interrupted()) return false;
+      std::this_thread::sleep_for(
+          std::min<Clock::duration>(std::chrono::milliseconds(100), end - Clock::now()));
+    }
+    return !Interrupted();
+  }
+
+  // Every probe once; whether all were healthy.
+  bool Steady(const std::string& phase) {
+    bool healthy = true;
+    for (const Probe& probe : file_.steady_state.probes) {
+      ProbeResult result = RunProbe(probe);
+      healthy &= result.healthy;
+      Emit(phase, "probe",
+           {{"probe", probe.name},
+            {"healthy", result.healthy ? "true" : "false"},
+            {"observed", result.observed}});
+    }
+    return healthy;
+  }
+
+ private:
+  const ExperimentFile& file_;
+  const RunOptions& options_;
+  std::mutex mutex_;
+  std::ofstream journal_;
+};
+
+// Renews every injected agent's lease at a third of its TTL until stopped.
+class LeaseKeeper {
+ public:
+  LeaseKeeper(Targets& targets, const std::string& id, std::chrono::milliseconds ttl, Run& run)
+      : thread_([this, &targets, id, ttl, &run] {
+          std::unique_lock lock(mutex_);
+          while (!wake_.wait_for(lock, ttl / 3, [this] { return stop_; })) {
+            for (auto& target : targets) {
+              if (!target->injected) continue;
+              v1::RenewLeaseRequest request;
+              request.set_id(id);
+              v1::RenewLeaseResponse response;
+              grpc::Status status = target->stub->RenewLease(Within(kCallTimeout).get(), request, &response);
+              if (!status.ok()) {
+                run.Emit("during", "lease-renewal-failed",
+                         {{"agent", target->agent.name}, {"error", status.error_message()}});
+              }
+            }
+          }
+        }) {}
+  ~LeaseKeeper() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+void RevertAll(Targets& targets, const std::string& id, const std::string& reason, Run& run) {
+  for (auto& owned : targets) {
+    Target& target = *owned;
+    if (!target.injected) continue;
+    v1::RevertRequest request;
+    request.set_id(id);
+    request.set_reason(reason);
+    v1::ExperimentStatus status;
+    grpc::Status result = target.stub->Revert(Within(kCallTimeout).get(), request, &status);
+    run.Emit("revert", result.ok() ? "reverted" : "revert-failed",
+             {{"agent", target.agent.name},
+              {"state", result.ok() ? v1::ExperimentState_Name(status.state()).substr(6) : ""},
+              {"error", result.ok() ? "" : result.error_message()}});
+    target.injected = !result.ok();
+  }
+}
+
+}  // namespace
+
+int RunExperiment(const ExperimentFile& file, const Inventory& inventory, const RunOptions& options) {
+  Run run(file, options);
+  auto selected = SelectAgents(inventory, file.agents, options.seed);
+  if (!selected.ok()) {
+    run.Emit("select", "failed", {{"error", std::string(selected.status().message())}});
+    return kRunError;
+  }
+  Targets targets;
+  std::string names;
+  for (const InventoryAgent& agent : *selected) {
+    auto stub = ConnectAgent(agent.address, agent.tls);
+    if (!stub.ok()) {
+      run.Emit("select", "failed", {{"agent", agent.name}, {"error", std::string(stub.status().message())}});
+      return kRunError;
+    }
+    targets.push_back(std::make_unique<Target>());
+    targets.back()->agent = agent;
+    targets.back()->stub = *std::move(stub);
+    names += (names.empty() ? "" : ",") + agent.name;
+  }
+  run.Emit("select", "agents", {{"agents", names}, {"seed", Cat(options.seed)}});
+
+  if (!run.Steady("before")) {
+    run.Emit("before", "not-steady", {});
+    return kRunNotSteady;
+  }
+  const std::string id = Cat(file.metadata.name, "-", std::time(nullptr));
+  const auto duration = std::chrono::seconds(file.experiment.duration().seconds()) +
+                        std::chrono::nanoseconds(file.experiment.duration().nanos());
+  const auto ttl = std::chrono::milliseconds(file.experiment.lease().ttl().seconds() * 1000 +
+                                             file.experiment.lease().ttl().nanos() / 1'000'000);
+  LeaseKeeper leases(targets, id, ttl, run);
+  const size_t wave =
+      file.rollout.wave_size > 0 ? static_cast<size_t>(file.rollout.wave_size) : targets.size();
+  const Clock::time_point injected_at = Clock::now();
+  for (size_t first = 0; first < targets.size(); first += wave) {
+    if (first > 0 && !run.Sleep(file.rollout.pause)) {
+      RevertAll(targets, id, "interrupted", run);
+      return kRunAborted;
+    }
+    for (size_t i = first; i < std::min(targets.size(), first + wave); i++) {
+      v1::InjectRequest request;
+      Target& target = *targets[i];
+      *request.mutable_experiment() = ForAgent(file.experiment, target.agent);
+      request.mutable_experiment()->set_id(id);
+      v1::InjectResponse response;
+      grpc::Status status = target.stub->Inject(Within(kCallTimeout).get(), request, &response);
+      if (!status.ok()) {
+        run.Emit("inject", "failed", {{"agent", target.agent.name}, {"error", status.error_message()}});
+        RevertAll(targets, id, Cat("agent ", target.agent.name, " failed to inject"), run);
+        return kRunError;
+      }
+      target.injected = true;
+      run.Emit("inject", "active", {{"agent", target.agent.name}, {"id", id}});
+    }
+  }
+
+  int outcome = kRunHeld;
+  int failures = 0;
+  while (Clock::now() - injected_at < duration) {
+    const auto left = duration - (Clock::now() - injected_at);
+    if (!run.Sleep(std::min<Clock::duration>(file.steady_state.interval, left))) {
+      outcome = kRunAborted;
+      break;
+    }
+    if (Clock::now() - injected_at >= duration) break;
+    for (auto& owned : targets) {
+      Target& target = *owned;
+      v1::GetRequest request;
+      request.set_id(id);
+      v1::ExperimentStatus status;
+      grpc::Status result = target.stub->Get(Within(kCallTimeout).get(), request, &status);
+      if (!result.ok() || status.state() != v1::STATE_ACTIVE) {
+        run.Emit("during", "agent-ended",
+                 {{"agent", target.agent.name},
+                  {"state", result.ok() ? v1::ExperimentState_Name(status.state()).substr(6) : ""},
+                  {"error", result.ok() ? status.reason() : result.error_message()}});
+        outcome = kRunAborted;
+      }
+    }
+    if (outcome != kRunHeld) break;
+    failures = run.Steady("during") ? 0 : failures + 1;
+    if (failures >= file.steady_state.failures_to_abort) {
+      run.Emit("during", "deviated", {{"failed-rounds", Cat(failures)}});
+      outcome = kRunDeviated;
+      break;
+    }
+  }
+  RevertAll(targets, id,
+            outcome == kRunHeld       ? "duration ended"
+            : outcome == kRunDeviated ? "the steady state failed"
+                                      : "aborted",
+            run);
+  if (outcome == kRunAborted) return outcome;
+
+  // The steady state must come back within recover_within.
+  const Clock::time_point reverted_at = Clock::now();
+  bool recovered = run.Steady("after");
+  while (!recovered && Clock::now() - reverted_at < file.steady_state.recover_within) {
+    if (!run.Sleep(std::chrono::seconds(1))) return kRunAborted;
+    recovered = run.Steady("after");
+  }
+  if (!recovered) {
+    run.Emit("after", "not-recovered", {});
+    return kRunDeviated;
+  }
+  run.Emit("after", outcome == kRunHeld ? "held" : "recovered", {});
+  return outcome;
+}
+
+}  // namespace faultline::ctl
