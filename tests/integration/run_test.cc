@@ -10,8 +10,10 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "agent_fixture.h"
 #include "faultline/api/cat.h"
@@ -135,6 +137,114 @@ TEST_F(RunTest, AKilledFaultctlLeavesTheRevertToTheLease) {
               static_cast<long long>(reverted_after.count()));
   EXPECT_EQ(sandbox_->HostTcState(), clean_state_);
   EXPECT_LT(reverted_after, milliseconds(3000)) << "not within the lease and a second";
+}
+
+// Three nodes, each a namespace with its own agent (its own process and socket), joined by a bridge
+// in a fourth: 198.18.1.1, .2 and .3 on eth0.
+class ThreeNodesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::string missing = MissingPrivileges(); !missing.empty()) GTEST_SKIP() << missing;
+    prefix_ = Cat("flit3-", getpid());
+    Shell(Cat("ip netns add ", prefix_, "-hub"));
+    made_.push_back(prefix_ + "-hub");
+    Shell(Cat("ip -n ", prefix_, "-hub link add br0 type bridge && ip -n ", prefix_, "-hub link set br0 up"));
+    char pattern[] = "/tmp/fltest-run3-XXXXXX";
+    directory_ = mkdtemp(pattern);
+    std::string inventory = "apiVersion: faultline/v1\nkind: Inventory\nagents:\n";
+    for (int n = 1; n <= 3; n++) {
+      const std::string ns = Node(n);
+      Shell(Cat("ip netns add ", ns));
+      made_.push_back(ns);
+      Shell(Cat("ip -n ", ns, " link add eth0 type veth peer name port", n, " netns ", prefix_, "-hub"));
+      Shell(Cat("ip -n ", ns, " addr add 198.18.1.", n, "/24 dev eth0 && ip -n ", ns, " link set eth0 up"));
+      Shell(Cat("ip -n ", prefix_, "-hub link set port", n, " master br0 && ip -n ", prefix_,
+                "-hub link set port", n, " up"));
+      agents_.push_back(
+          std::make_unique<AgentProcess>(std::vector<std::string>{}, "", true, "/run/netns/" + ns));
+      inventory += Cat("  - {name: node-", n, ", address: 'unix:", agents_.back()->socket_path(),
+                       "', labels: {role: node}, interface: eth0}\n");
+    }
+    std::ofstream(directory_ + "/inventory.yaml") << inventory;
+  }
+  void TearDown() override {
+    agents_.clear();
+    for (const auto& ns : made_) RunCommand(Cat("ip netns del ", ns));
+    if (!directory_.empty()) std::filesystem::remove_all(directory_);
+  }
+
+  std::string Node(int n) const { return Cat(prefix_, "-", n); }
+  bool Pings(int from, int to) const {
+    return RunCommand(Cat("ip netns exec ", Node(from), " ping -c1 -W1 198.18.1.", to)).exit_code == 0;
+  }
+  std::string TcOf(int n) const { return RunCommand(Cat("tc -n ", Node(n), " qdisc show dev eth0")).output; }
+  int ActiveOn(int n) const {
+    grpc::ClientContext context;
+    v1::ListRequest request;
+    request.add_states(v1::STATE_ACTIVE);
+    v1::ListResponse listed;
+    return agents_[static_cast<size_t>(n - 1)]->stub().List(&context, request, &listed).ok()
+               ? listed.experiments_size()
+               : -1;
+  }
+
+  std::string prefix_;
+  std::string directory_;
+  std::vector<std::string> made_;
+  std::vector<std::unique_ptr<AgentProcess>> agents_;
+};
+
+TEST_F(ThreeNodesTest, APartitionOfOneNodeHoldsOnAllThreeUntilTheProbeNoticesAndIsReverted) {
+  ASSERT_TRUE(Pings(2, 1) && Pings(2, 3) && Pings(3, 1)) << "the three nodes do not reach each other";
+  const std::string clean[] = {TcOf(1), TcOf(2), TcOf(3)};
+  const std::string file = directory_ + "/partition.yaml";
+  // On every node: nothing to or from node 1. Node 1's own filter matches nothing of its own; nodes 2
+  // and 3 cut it off, and still reach each other.
+  std::ofstream(file) << Cat(R"(apiVersion: faultline/v1
+kind: Experiment
+metadata: {name: isolate-node-1}
+spec:
+  duration: 60s
+  lease: 5s
+  agents: {labels: {role: node}}
+  faults:
+    - partition: {}
+      target: {interface: placeholder, direction: both, peers: [198.18.1.1/32]}
+  steadyState:
+    probes:
+      - name: node-2-reaches-node-1
+        command: {run: [ip, netns, exec, )",
+                             Node(2), R"(, ping, -c1, -W1, 198.18.1.1]}
+    during: {interval: 1s, failuresToAbort: 3}
+    after: {within: 10s}
+)");
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, STDOUT_FILENO);
+    dup2(null, STDERR_FILENO);
+    const std::string inventory = directory_ + "/inventory.yaml";
+    execl(FAULTCTL_PATH, FAULTCTL_PATH, "run", file.c_str(), "--inventory", inventory.c_str(), nullptr);
+    _exit(127);
+  }
+  bool all_active = false;
+  for (int i = 0; i < 500 && !all_active; i++) {
+    all_active = ActiveOn(1) == 1 && ActiveOn(2) == 1 && ActiveOn(3) == 1;
+    if (!all_active) std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_TRUE(all_active) << "the experiment is not active on all three agents";
+  EXPECT_FALSE(Pings(2, 1)) << "node 2 still reaches node 1";
+  EXPECT_FALSE(Pings(3, 1)) << "node 3 still reaches node 1";
+  EXPECT_TRUE(Pings(2, 3)) << "nodes 2 and 3 must still reach each other";
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 5) << "the probe's failures must end the run as deviated";
+  for (int n = 1; n <= 3; n++) {
+    EXPECT_EQ(ActiveOn(n), 0) << "node " << n;
+    EXPECT_EQ(TcOf(n), clean[n - 1]) << "node " << n << " was not put back";
+  }
+  EXPECT_TRUE(Pings(2, 1)) << "node 1 is still cut off after the revert";
 }
 
 }  // namespace
