@@ -160,15 +160,26 @@ TEST_F(CompositionTest, DelaysToDisjointPeersInTwoExperimentsBothHold) {
   ASSERT_TRUE(status.ok()) << status.error_message();
   std::vector<double> peer2 = EchoRoundTrips(Host(), Peer(2), 200, 2000);
   std::vector<double> peer3 = EchoRoundTrips(Host(), Peer(3), 200, 2000);
-  // Every round trip carries its peer's delay and not the other's (times in microseconds).
+  // Every round trip carries its peer's delay, never less, and not the other's: peer 3's stay well under
+  // peer 2's 50 ms. The medians are within 5 ms of the delay; an emulated CPU (the VM suite) adds the
+  // odd late reply, so single round trips are not held to that. Times in microseconds.
   auto within = [](const std::vector<double>& rtts, double low_ms, double high_ms) {
     return std::count_if(rtts.begin(), rtts.end(),
                          [&](double us) { return us >= low_ms * 1000 && us < high_ms * 1000; });
   };
+  auto median = [](std::vector<double> rtts) {
+    std::nth_element(rtts.begin(), rtts.begin() + static_cast<long>(rtts.size() / 2), rtts.end());
+    return rtts[rtts.size() / 2];
+  };
   ASSERT_GE(peer2.size(), 198u);
   ASSERT_GE(peer3.size(), 198u);
-  EXPECT_GE(within(peer2, 50, 55), static_cast<long>(peer2.size() * 0.95));
-  EXPECT_GE(within(peer3, 20, 25), static_cast<long>(peer3.size() * 0.95));
+  EXPECT_EQ(within(peer2, 50, 1000), static_cast<long>(peer2.size()))
+      << "a round trip to peer 2 without its delay";
+  EXPECT_EQ(within(peer3, 20, 1000), static_cast<long>(peer3.size()))
+      << "a round trip to peer 3 without its delay";
+  EXPECT_GE(within(peer3, 20, 45), static_cast<long>(peer3.size() * 0.98)) << "peer 3 got peer 2's delay";
+  EXPECT_LT(median(peer2), 55'000);
+  EXPECT_LT(median(peer3), 25'000);
 }
 
 }  // namespace
