@@ -32,7 +32,10 @@ std::string DescribeEnd(const siginfo_t& info) {
 // last ')'.
 std::vector<std::string> StatFields(pid_t pid) {
   std::ifstream in(Cat("/proc/", pid, "/stat"));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // One line, read with getline: a process that exits while it is read makes read(2) fail with ESRCH,
+  // which an istreambuf_iterator turns into an exception (it crashed an agent's replay once).
+  std::string text;
+  std::getline(in, text);
   std::vector<std::string> fields;
   size_t close = text.rfind(')');
   if (close == std::string::npos) return fields;

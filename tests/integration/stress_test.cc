@@ -81,7 +81,10 @@ pid_t WorkerPid(const v1::AppliedFault& fault) {
 // Gone, or dead and waiting for a parent to reap it.
 bool ProcessEnded(pid_t pid) {
   std::ifstream in(Cat("/proc/", pid, "/stat"));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // One line, read with getline: a process that exits while it is read makes read(2) fail with ESRCH,
+  // which an istreambuf_iterator turns into an exception (it crashed an agent's replay once).
+  std::string text;
+  std::getline(in, text);
   size_t close = text.rfind(')');
   return close == std::string::npos || text.compare(close + 2, 1, "Z") == 0;
 }
@@ -124,7 +127,8 @@ std::vector<pid_t> ChildrenOf(pid_t parent) {
     const std::string name = entry.path().filename();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
     std::ifstream in(entry.path() / "stat");
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string text;
+    std::getline(in, text);  // not an istreambuf_iterator: see ProcessEnded
     size_t close = text.rfind(')');
     if (close == std::string::npos) continue;
     std::istringstream fields(text.substr(close + 2));
