@@ -301,7 +301,7 @@ int ValidateFiles(const std::vector<std::string>& files) {
 
 // `faultctl run`: the experiment file against the inventory's agents, or the one agent of --agent.
 int RunFile(const Options& options, const std::string& path, const std::string& inventory_path, uint64_t seed,
-            const std::string& journal) {
+            const std::string& journal, bool dry_run) {
   auto experiment = faultline::ctl::LoadExperiment(path);
   if (!experiment.ok()) {
     std::fprintf(stderr, "faultctl: %s\n", std::string(experiment.status().message()).c_str());
@@ -328,11 +328,12 @@ int RunFile(const Options& options, const std::string& path, const std::string& 
   run_options.seed = seed;
   run_options.journal = journal;
   run_options.interrupted = &interrupted;
-  run_options.print = [](const std::string& line) {
-    std::printf("%s\n", line.c_str());
+  run_options.dry_run = dry_run;
+  run_options.observe = [](const faultline::ctl::RunEvent& event) {
+    std::printf("%s\n", faultline::ctl::EventLine(event).c_str());
     std::fflush(stdout);
   };
-  return faultline::ctl::RunExperiment(*experiment, inventory, run_options);
+  return faultline::ctl::RunExperiment(*experiment, inventory, run_options).exit_code;
 }
 
 }  // namespace
@@ -391,6 +392,8 @@ int main(int argc, char** argv) {
   run->add_option("--inventory", inventory_file, "the agents to choose from; default: the agent of --agent");
   run->add_option("--seed", seed, "repeats an earlier run's choice of agents (it prints its seed)");
   run->add_option("--journal", journal_file, "append every event to this file as a JSON line");
+  bool dry_run = false;
+  run->add_flag("--dry-run", dry_run, "check the agents, their faults and the steady state; inject nothing");
   CLI::App* validate =
       app.add_subcommand("validate", "check experiment, game day and inventory files offline");
   std::vector<std::string> files;
@@ -409,7 +412,7 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &action, nullptr);
 
   if (validate->parsed()) return ValidateFiles(files);
-  if (run->parsed()) return RunFile(options, run_file, inventory_file, seed, journal_file);
+  if (run->parsed()) return RunFile(options, run_file, inventory_file, seed, journal_file, dry_run);
   try {
     Agent agent(options);
     if (caps->parsed()) {

@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <ctime>
@@ -14,7 +15,6 @@
 
 #include "agent_client.h"
 #include "faultline/api/cat.h"
-#include "log.h"
 #include "probe.h"
 #include "selection.h"
 
@@ -43,27 +43,26 @@ using Targets = std::vector<std::unique_ptr<Target>>;
 
 class Run {
  public:
-  Run(const ExperimentFile& file, const RunOptions& options) : file_(file), options_(options) {
+  Run(const ExperimentFile& file, const RunOptions& options) : options_(options) {
     if (!options.journal.empty()) journal_.open(options.journal, std::ios::app);
+    record_.experiment = file.metadata.name;
+    record_.path = file.path;
+    record_.description = file.metadata.description;
+    record_.duration = std::chrono::duration_cast<Milliseconds>(
+        std::chrono::seconds(file.experiment.duration().seconds()) +
+        std::chrono::nanoseconds(file.experiment.duration().nanos()));
+    for (const Probe& probe : file.steady_state.probes) record_.probes.push_back(probe.name);
+    record_.started = std::chrono::system_clock::now();
   }
 
-  // Every event: a line for people, and a JSON line in the journal.
-  void Emit(const std::string& phase, const std::string& event,
-            const std::map<std::string, std::string>& fields) {
+  // Every event: into the record, to the observer, and as a JSON line into the journal.
+  void Emit(const std::string& phase, const std::string& event, std::map<std::string, std::string> fields) {
     std::lock_guard lock(mutex_);  // the lease keeper's thread reports too
-    std::time_t now = std::time(nullptr);
-    char time[32];
-    std::strftime(time, sizeof(time), "%FT%TZ", std::gmtime(&now));
-    std::string line = Cat(time, " ", phase, " ", event);
-    std::string json = Cat("{\"time\":\"", time, "\",\"experiment\":", log::JsonQuote(file_.metadata.name),
-                           ",\"phase\":\"", phase, "\",\"event\":\"", event, "\"");
-    for (const auto& [key, value] : fields) {
-      if (value.empty()) continue;
-      line += Cat(" ", key, "=", value);
-      json += Cat(",", log::JsonQuote(key), ":", log::JsonQuote(value));
-    }
-    if (options_.print) options_.print(line);
-    if (journal_.is_open()) journal_ << json << "}\n" << std::flush;
+    std::erase_if(fields, [](const auto& field) { return field.second.empty(); });
+    RunEvent& recorded = record_.events.emplace_back(
+        RunEvent{std::chrono::system_clock::now(), phase, event, std::move(fields)});
+    if (options_.observe) options_.observe(recorded);
+    if (journal_.is_open()) journal_ << EventJson(record_.experiment, recorded) << "\n" << std::flush;
   }
 
   bool Interrupted() const { return options_.interrupted != nullptr && options_.interrupted->load(); }
@@ -79,24 +78,32 @@ class Run {
   }
 
   // Every probe once; whether all were healthy.
-  bool Steady(const std::string& phase) {
+  bool Steady(const SteadyState& steady_state, const std::string& phase) {
     bool healthy = true;
-    for (const Probe& probe : file_.steady_state.probes) {
+    for (const Probe& probe : steady_state.probes) {
       ProbeResult result = RunProbe(probe);
       healthy &= result.healthy;
       Emit(phase, "probe",
            {{"probe", probe.name},
             {"healthy", result.healthy ? "true" : "false"},
-            {"observed", result.observed}});
+            {"observed", result.observed},
+            {"value", result.value ? Cat(*result.value) : ""}});
     }
     return healthy;
   }
 
+  RunRecord Finish(int exit_code) {
+    std::lock_guard lock(mutex_);
+    record_.exit_code = exit_code;
+    record_.finished = std::chrono::system_clock::now();
+    return std::move(record_);
+  }
+
  private:
-  const ExperimentFile& file_;
   const RunOptions& options_;
   std::mutex mutex_;
   std::ofstream journal_;
+  RunRecord record_;
 };
 
 // Renews every injected agent's lease at a third of its TTL until stopped.
@@ -152,10 +159,42 @@ void RevertAll(Targets& targets, const std::string& id, const std::string& reaso
   }
 }
 
-}  // namespace
+// --dry-run: every selected agent answers and implements every fault; nothing is injected.
+int DryRun(const Targets& targets, const ExperimentFile& file, Run& run) {
+  int outcome = kRunHeld;
+  for (const auto& target : targets) {
+    v1::CapabilitiesResponse capabilities;
+    grpc::Status status = target->stub->Capabilities(Within(kCallTimeout).get(), {}, &capabilities);
+    if (!status.ok()) {
+      run.Emit("select", "failed", {{"agent", target->agent.name}, {"error", status.error_message()}});
+      outcome = kRunError;
+      continue;
+    }
+    const auto& implemented = capabilities.implemented_faults();
+    std::string missing;
+    const v1::Experiment experiment = ForAgent(file.experiment, target->agent);
+    for (const v1::Fault& fault : experiment.faults()) {
+      const std::string kind(fault.GetDescriptor()->FindFieldByNumber(fault.kind_case())->name());
+      if (std::find(implemented.begin(), implemented.end(), kind) == implemented.end())
+        missing += (missing.empty() ? "" : ",") + kind;
+    }
+    run.Emit("select", missing.empty() ? "ready" : "failed",
+             {{"agent", target->agent.name},
+              {"kernel", capabilities.kernel_release()},
+              {"error", missing.empty() ? "" : Cat("does not implement ", missing)}});
+    if (!missing.empty()) outcome = kRunError;
+  }
+  if (outcome != kRunHeld) return outcome;
+  if (!run.Steady(file.steady_state, "before")) {
+    run.Emit("before", "not-steady", {});
+    return kRunNotSteady;
+  }
+  run.Emit("before", "dry-run",
+           {{"faults", Cat(file.experiment.faults_size())}, {"agents", Cat(targets.size())}});
+  return kRunHeld;
+}
 
-int RunExperiment(const ExperimentFile& file, const Inventory& inventory, const RunOptions& options) {
-  Run run(file, options);
+int Execute(const ExperimentFile& file, const Inventory& inventory, const RunOptions& options, Run& run) {
   auto selected = SelectAgents(inventory, file.agents, options.seed);
   if (!selected.ok()) {
     run.Emit("select", "failed", {{"error", std::string(selected.status().message())}});
@@ -175,8 +214,9 @@ int RunExperiment(const ExperimentFile& file, const Inventory& inventory, const 
     names += (names.empty() ? "" : ",") + agent.name;
   }
   run.Emit("select", "agents", {{"agents", names}, {"seed", Cat(options.seed)}});
+  if (options.dry_run) return DryRun(targets, file, run);
 
-  if (!run.Steady("before")) {
+  if (!run.Steady(file.steady_state, "before")) {
     run.Emit("before", "not-steady", {});
     return kRunNotSteady;
   }
@@ -191,6 +231,7 @@ int RunExperiment(const ExperimentFile& file, const Inventory& inventory, const 
   const Clock::time_point injected_at = Clock::now();
   for (size_t first = 0; first < targets.size(); first += wave) {
     if (first > 0 && !run.Sleep(file.rollout.pause)) {
+      run.Emit("inject", "interrupted", {});
       RevertAll(targets, id, "interrupted", run);
       return kRunAborted;
     }
@@ -216,6 +257,7 @@ int RunExperiment(const ExperimentFile& file, const Inventory& inventory, const 
   while (Clock::now() - injected_at < duration) {
     const auto left = duration - (Clock::now() - injected_at);
     if (!run.Sleep(std::min<Clock::duration>(file.steady_state.interval, left))) {
+      run.Emit("during", "interrupted", {});
       outcome = kRunAborted;
       break;
     }
@@ -235,7 +277,7 @@ int RunExperiment(const ExperimentFile& file, const Inventory& inventory, const 
       }
     }
     if (outcome != kRunHeld) break;
-    failures = run.Steady("during") ? 0 : failures + 1;
+    failures = run.Steady(file.steady_state, "during") ? 0 : failures + 1;
     if (failures >= file.steady_state.failures_to_abort) {
       run.Emit("during", "deviated", {{"failed-rounds", Cat(failures)}});
       outcome = kRunDeviated;
@@ -251,10 +293,13 @@ int RunExperiment(const ExperimentFile& file, const Inventory& inventory, const 
 
   // The steady state must come back within recover_within.
   const Clock::time_point reverted_at = Clock::now();
-  bool recovered = run.Steady("after");
+  bool recovered = run.Steady(file.steady_state, "after");
   while (!recovered && Clock::now() - reverted_at < file.steady_state.recover_within) {
-    if (!run.Sleep(std::chrono::seconds(1))) return kRunAborted;
-    recovered = run.Steady("after");
+    if (!run.Sleep(std::chrono::seconds(1))) {
+      run.Emit("after", "interrupted", {});
+      return kRunAborted;
+    }
+    recovered = run.Steady(file.steady_state, "after");
   }
   if (!recovered) {
     run.Emit("after", "not-recovered", {});
@@ -262,6 +307,13 @@ int RunExperiment(const ExperimentFile& file, const Inventory& inventory, const 
   }
   run.Emit("after", outcome == kRunHeld ? "held" : "recovered", {});
   return outcome;
+}
+
+}  // namespace
+
+RunRecord RunExperiment(const ExperimentFile& file, const Inventory& inventory, const RunOptions& options) {
+  Run run(file, options);
+  return run.Finish(Execute(file, inventory, options, run));
 }
 
 }  // namespace faultline::ctl

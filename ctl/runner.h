@@ -12,6 +12,7 @@
 #include <string>
 
 #include "experiment_file.h"
+#include "report.h"
 
 namespace faultline::ctl {
 
@@ -28,9 +29,12 @@ struct RunOptions {
   uint64_t seed = 0;                               // which agents a count or percentage picks
   std::string journal;                             // a file for every event as a JSON line; "" none
   const std::atomic<bool>* interrupted = nullptr;  // set by a signal handler: revert and stop
-  std::function<void(const std::string&)> print;   // one line per event, for people
+  bool dry_run = false;  // check agents, capabilities and the steady state; inject nothing
+  // Called with each event as it happens (from the lease keeper's thread too, never at once).
+  std::function<void(const RunEvent&)> observe;
 };
 
-int RunExperiment(const ExperimentFile& file, const Inventory& inventory, const RunOptions& options);
+// The run's record; its exit_code is a RunExit.
+RunRecord RunExperiment(const ExperimentFile& file, const Inventory& inventory, const RunOptions& options);
 
 }  // namespace faultline::ctl
