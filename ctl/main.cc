@@ -4,12 +4,17 @@
 // (the experiment was reverted).
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -20,6 +25,8 @@
 #include "faultline/api/units.h"
 #include "faultline/api/validate.h"
 #include "format.h"
+#include "junit_report.h"
+#include "live_view.h"
 #include "runner.h"
 
 namespace {
@@ -299,41 +306,126 @@ int ValidateFiles(const std::vector<std::string>& files) {
   return status;
 }
 
-// `faultctl run`: the experiment file against the inventory's agents, or the one agent of --agent.
-int RunFile(const Options& options, const std::string& path, const std::string& inventory_path, uint64_t seed,
-            const std::string& journal, bool dry_run) {
-  auto experiment = faultline::ctl::LoadExperiment(path);
-  if (!experiment.ok()) {
-    std::fprintf(stderr, "faultctl: %s\n", std::string(experiment.status().message()).c_str());
-    return kExitUsage;
-  }
+bool WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+  out.close();
+  return out.good();
+}
+
+// The flags `faultctl run` and `faultctl gameday run` share.
+struct RunFlags {
+  std::string file;
+  std::string inventory;
+  std::string journal;
+  std::string junit;
+  std::string html;
+  uint64_t seed = std::random_device()();
+  bool dry_run = false;
+  bool no_progress = false;
+};
+
+void AddRunFlags(CLI::App* command, RunFlags& flags) {
+  command->add_option("--inventory", flags.inventory,
+                      "the agents to choose from; default: the agent of --agent");
+  command->add_option("--seed", flags.seed, "repeats an earlier run's choice of agents (it prints its seed)");
+  command->add_option("--journal", flags.journal, "append every event to this file as a JSON line");
+  command->add_option("--junit", flags.junit, "write a JUnit XML report here, for CI systems");
+  command->add_flag("--dry-run", flags.dry_run,
+                    "check the agents, their faults and the steady state; inject nothing");
+  command->add_flag("--no-progress", flags.no_progress, "one line per event, also on a terminal");
+}
+
+// The inventory of --inventory, or the one agent of --agent (then every experiment runs on it,
+// whatever its files select: `clear_selection`).
+absl::StatusOr<faultline::ctl::Inventory> RunInventory(const Options& options, const RunFlags& flags,
+                                                       bool& clear_selection) {
+  clear_selection = flags.inventory.empty();
+  if (!flags.inventory.empty()) return faultline::ctl::LoadInventory(flags.inventory);
   faultline::ctl::Inventory inventory;
-  if (inventory_path.empty()) {
-    inventory.path = "--agent";
-    faultline::ctl::InventoryAgent local;
-    local.name = "local";
-    local.address = faultline::ctl::ResolveAgentAddress(options.agent);
-    local.tls = options.tls;
-    inventory.agents.push_back(local);
-    experiment->agents = {};  // the one agent, whatever the file selects
+  inventory.path = "--agent";
+  faultline::ctl::InventoryAgent local;
+  local.name = "local";
+  local.address = faultline::ctl::ResolveAgentAddress(options.agent);
+  local.tls = options.tls;
+  inventory.agents.push_back(local);
+  return inventory;
+}
+
+// Runs `run` with the flags' options: live progress on a terminal, else one line per event; then
+// the reports. Returns what `run` returned.
+template <typename Runner>
+auto WithReports(const RunFlags& flags, const std::string& name, Runner run) {
+  faultline::ctl::RunOptions run_options;
+  run_options.seed = flags.seed;
+  run_options.journal = flags.journal;
+  run_options.interrupted = &interrupted;
+  run_options.dry_run = flags.dry_run;
+  std::optional<faultline::ctl::LiveView> live;
+  if (!flags.no_progress && isatty(STDOUT_FILENO)) {
+    live.emplace(stdout);
+    run_options.observe = [&live](const faultline::ctl::RunRecord& record, const faultline::ctl::RunEvent&) {
+      live->Observe(record);
+    };
   } else {
-    auto loaded = faultline::ctl::LoadInventory(inventory_path);
+    run_options.observe = [](const faultline::ctl::RunRecord&, const faultline::ctl::RunEvent& event) {
+      std::printf("%s\n", faultline::ctl::EventLine(event).c_str());
+      std::fflush(stdout);
+    };
+  }
+  std::vector<faultline::ctl::RunRecord> records = run(run_options);
+  live.reset();
+  if (!flags.junit.empty() && !WriteFile(flags.junit, faultline::ctl::JunitReport(name, records)))
+    std::fprintf(stderr, "faultctl: --junit %s: %s\n", flags.junit.c_str(), std::strerror(errno));
+  return records;
+}
+
+// `faultctl run`: the experiment file against the inventory's agents, or the one agent of --agent.
+int RunFile(const Options& options, const RunFlags& flags) {
+  auto experiment = faultline::ctl::LoadExperiment(flags.file);
+  bool clear_selection = false;
+  auto inventory = RunInventory(options, flags, clear_selection);
+  for (const absl::Status& loaded : {experiment.status(), inventory.status()}) {
     if (!loaded.ok()) {
-      std::fprintf(stderr, "faultctl: %s\n", std::string(loaded.status().message()).c_str());
+      std::fprintf(stderr, "faultctl: %s\n", std::string(loaded.message()).c_str());
       return kExitUsage;
     }
-    inventory = *std::move(loaded);
   }
-  faultline::ctl::RunOptions run_options;
-  run_options.seed = seed;
-  run_options.journal = journal;
-  run_options.interrupted = &interrupted;
-  run_options.dry_run = dry_run;
-  run_options.observe = [](const faultline::ctl::RunEvent& event) {
-    std::printf("%s\n", faultline::ctl::EventLine(event).c_str());
-    std::fflush(stdout);
-  };
-  return faultline::ctl::RunExperiment(*experiment, inventory, run_options).exit_code;
+  if (clear_selection) experiment->agents = {};
+  auto records =
+      WithReports(flags, experiment->metadata.name, [&](const faultline::ctl::RunOptions& run_options) {
+        return std::vector{faultline::ctl::RunExperiment(*experiment, *inventory, run_options)};
+      });
+  std::printf("%s: %s (exit %d)\n", experiment->metadata.name.c_str(),
+              faultline::ctl::Verdict(records.front().exit_code), records.front().exit_code);
+  return records.front().exit_code;
+}
+
+// `faultctl gameday run`: the game day's experiments in order, with one combined report.
+int RunGameDayFile(const Options& options, const RunFlags& flags) {
+  auto game_day = faultline::ctl::LoadGameDay(flags.file);
+  bool clear_selection = false;
+  auto inventory = RunInventory(options, flags, clear_selection);
+  for (const absl::Status& loaded : {game_day.status(), inventory.status()}) {
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "faultctl: %s\n", std::string(loaded.message()).c_str());
+      return kExitUsage;
+    }
+  }
+  if (clear_selection) {
+    for (auto& step : game_day->steps) step.experiment.agents = {};
+  }
+  auto records =
+      WithReports(flags, game_day->metadata.name, [&](const faultline::ctl::RunOptions& run_options) {
+        return faultline::ctl::RunGameDay(*game_day, *inventory, run_options);
+      });
+  for (const auto& record : records)
+    std::printf("step %s: %s (exit %d)\n", record.experiment.c_str(),
+                faultline::ctl::Verdict(record.exit_code), record.exit_code);
+  const int exit_code = faultline::ctl::GameDayExit(*game_day, records);
+  std::printf("%s: %zu of %zu step(s) ran: %s (exit %d)\n", game_day->metadata.name.c_str(), records.size(),
+              game_day->steps.size(), faultline::ctl::Verdict(exit_code), exit_code);
+  return exit_code;
 }
 
 }  // namespace
@@ -386,14 +478,14 @@ int main(int argc, char** argv) {
   watch->add_option("id", id, "experiment id");
   CLI::App* run =
       app.add_subcommand("run", "run an experiment file: steady state, faults, revert, steady state");
-  std::string run_file, inventory_file, journal_file;
-  uint64_t seed = std::random_device()();
-  run->add_option("file", run_file, "an Experiment file (docs/experiments.md)")->required();
-  run->add_option("--inventory", inventory_file, "the agents to choose from; default: the agent of --agent");
-  run->add_option("--seed", seed, "repeats an earlier run's choice of agents (it prints its seed)");
-  run->add_option("--journal", journal_file, "append every event to this file as a JSON line");
-  bool dry_run = false;
-  run->add_flag("--dry-run", dry_run, "check the agents, their faults and the steady state; inject nothing");
+  RunFlags run_flags;
+  run->add_option("file", run_flags.file, "an Experiment file (docs/experiments.md)")->required();
+  AddRunFlags(run, run_flags);
+  CLI::App* gameday = app.add_subcommand("gameday", "game days: experiments in order");
+  gameday->require_subcommand(1);
+  CLI::App* gameday_run = gameday->add_subcommand("run", "run a GameDay file's experiments in order");
+  gameday_run->add_option("file", run_flags.file, "a GameDay file (docs/experiments.md)")->required();
+  AddRunFlags(gameday_run, run_flags);
   CLI::App* validate =
       app.add_subcommand("validate", "check experiment, game day and inventory files offline");
   std::vector<std::string> files;
@@ -412,7 +504,8 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &action, nullptr);
 
   if (validate->parsed()) return ValidateFiles(files);
-  if (run->parsed()) return RunFile(options, run_file, inventory_file, seed, journal_file, dry_run);
+  if (run->parsed()) return RunFile(options, run_flags);
+  if (gameday_run->parsed()) return RunGameDayFile(options, run_flags);
   try {
     Agent agent(options);
     if (caps->parsed()) {

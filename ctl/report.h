@@ -7,11 +7,24 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace faultline::ctl {
 
 using SystemTime = std::chrono::system_clock::time_point;
+
+// faultctl run's exit codes (README, "Exit codes").
+enum RunExit : int {
+  kRunHeld = 0,       // the hypothesis held before, during and after
+  kRunError = 1,      // an agent refused or failed; whatever was injected is reverted
+  kRunNotSteady = 4,  // the hypothesis did not hold before injecting: nothing was injected
+  kRunDeviated = 5,   // it failed during the fault (which was then reverted) or did not come back
+  kRunAborted = 6,    // Ctrl-C, SIGTERM, or an agent's experiment ended before its time
+};
+
+// What an exit code says, in a few words: "held", "deviated", ...
+const char* Verdict(int exit_code);
 
 // One thing that happened. Phases: select, before, inject, during, revert, after. Events and their
 // fields (docs/experiments.md, "The journal"):
@@ -25,6 +38,11 @@ struct RunEvent {
   std::string phase;
   std::string event;
   std::map<std::string, std::string> fields;  // empty values are left out
+
+  std::string Field(const std::string& key) const {
+    auto found = fields.find(key);
+    return found == fields.end() ? "" : found->second;
+  }
 };
 
 // One experiment's run, from selection to verdict.
@@ -46,5 +64,9 @@ std::string FormatTime(SystemTime time);
 std::string EventLine(const RunEvent& event);
 // One event as a JSON object on one line, with the experiment's name.
 std::string EventJson(const std::string& experiment, const RunEvent& event);
+// Text made safe inside XML and HTML, in element content and in quoted attributes.
+std::string MarkupEscape(std::string_view text);
+// The agents a run selected, from its select event, in the order they were injected.
+std::vector<std::string> SelectedAgents(const RunRecord& run);
 
 }  // namespace faultline::ctl

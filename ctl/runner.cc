@@ -41,6 +41,17 @@ struct Target {
 };
 using Targets = std::vector<std::unique_ptr<Target>>;
 
+// Sleeps up to `time`; false if `interrupted` is (or becomes) set.
+bool SleepUnless(const std::atomic<bool>* interrupted, Clock::duration time) {
+  auto set = [interrupted] { return interrupted != nullptr && interrupted->load(); };
+  for (auto end = Clock::now() + time; Clock::now() < end;) {
+    if (set()) return false;
+    std::this_thread::sleep_for(
+        std::min<Clock::duration>(std::chrono::milliseconds(100), end - Clock::now()));
+  }
+  return !set();
+}
+
 class Run {
  public:
   Run(const ExperimentFile& file, const RunOptions& options) : options_(options) {
@@ -61,21 +72,11 @@ class Run {
     std::erase_if(fields, [](const auto& field) { return field.second.empty(); });
     RunEvent& recorded = record_.events.emplace_back(
         RunEvent{std::chrono::system_clock::now(), phase, event, std::move(fields)});
-    if (options_.observe) options_.observe(recorded);
+    if (options_.observe) options_.observe(record_, recorded);
     if (journal_.is_open()) journal_ << EventJson(record_.experiment, recorded) << "\n" << std::flush;
   }
 
-  bool Interrupted() const { return options_.interrupted != nullptr && options_.interrupted->load(); }
-
-  // Sleeps up to `time`; false if interrupted meanwhile.
-  bool Sleep(Clock::duration time) const {
-    for (auto end = Clock::now() + time; Clock::now() < end;) {
-      if (Interrupted()) return false;
-      std::this_thread::sleep_for(
-          std::min<Clock::duration>(std::chrono::milliseconds(100), end - Clock::now()));
-    }
-    return !Interrupted();
-  }
+  bool Sleep(Clock::duration time) const { return SleepUnless(options_.interrupted, time); }
 
   // Every probe once; whether all were healthy.
   bool Steady(const SteadyState& steady_state, const std::string& phase) {
@@ -314,6 +315,26 @@ int Execute(const ExperimentFile& file, const Inventory& inventory, const RunOpt
 RunRecord RunExperiment(const ExperimentFile& file, const Inventory& inventory, const RunOptions& options) {
   Run run(file, options);
   return run.Finish(Execute(file, inventory, options, run));
+}
+
+std::vector<RunRecord> RunGameDay(const GameDayFile& file, const Inventory& inventory,
+                                  const RunOptions& options) {
+  std::vector<RunRecord> runs;
+  for (const GameDayStep& step : file.steps) {
+    runs.push_back(RunExperiment(step.experiment, inventory, options));
+    const bool failed = runs.back().exit_code != kRunHeld;
+    if ((failed && !file.continue_on_failure) || &step == &file.steps.back() ||
+        !SleepUnless(options.interrupted, step.pause_after))
+      break;
+  }
+  return runs;
+}
+
+int GameDayExit(const GameDayFile& file, const std::vector<RunRecord>& runs) {
+  for (const RunRecord& run : runs) {
+    if (run.exit_code != kRunHeld) return run.exit_code;
+  }
+  return runs.size() == file.steps.size() ? kRunHeld : kRunAborted;
 }
 
 }  // namespace faultline::ctl

@@ -10,31 +10,33 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "experiment_file.h"
 #include "report.h"
 
 namespace faultline::ctl {
 
-// faultctl run's exit codes (README, "Exit codes").
-enum RunExit : int {
-  kRunHeld = 0,       // the hypothesis held before, during and after
-  kRunError = 1,      // an agent refused or failed; whatever was injected is reverted
-  kRunNotSteady = 4,  // the hypothesis did not hold before injecting: nothing was injected
-  kRunDeviated = 5,   // it failed during the fault (which was then reverted) or did not come back
-  kRunAborted = 6,    // Ctrl-C, SIGTERM, or an agent's experiment ended before its time
-};
-
 struct RunOptions {
   uint64_t seed = 0;                               // which agents a count or percentage picks
   std::string journal;                             // a file for every event as a JSON line; "" none
   const std::atomic<bool>* interrupted = nullptr;  // set by a signal handler: revert and stop
   bool dry_run = false;  // check agents, capabilities and the steady state; inject nothing
-  // Called with each event as it happens (from the lease keeper's thread too, never at once).
-  std::function<void(const RunEvent&)> observe;
+  // Called with each event as it happens, and the run's record so far (from the lease keeper's
+  // thread too, never two at once).
+  std::function<void(const RunRecord&, const RunEvent&)> observe;
 };
 
 // The run's record; its exit_code is a RunExit.
 RunRecord RunExperiment(const ExperimentFile& file, const Inventory& inventory, const RunOptions& options);
+
+// `faultctl gameday run`: the steps in order, each run as above (and so reverted before the next
+// starts), with the pauses between them. The first step that does not hold ends the game day unless
+// it continues on failure. One record per step that ran.
+std::vector<RunRecord> RunGameDay(const GameDayFile& file, const Inventory& inventory,
+                                  const RunOptions& options);
+// A game day's exit code: 0 when every step held and all ran; else the first failed step's code;
+// kRunAborted when interrupted between steps.
+int GameDayExit(const GameDayFile& file, const std::vector<RunRecord>& runs);
 
 }  // namespace faultline::ctl

@@ -103,7 +103,7 @@ TEST_F(RunTest, AProbeThatFailsDuringTheFaultAbortsTheRunAsDeviated) {
 TEST_F(RunTest, NothingIsInjectedWhenTheSteadyStateDoesNotHoldFirst) {
   CommandResult run = Run(Experiment("198.18.0.2", "198.18.0.99", "60s"));
   EXPECT_EQ(run.exit_code, 4) << run.output;
-  EXPECT_EQ(run.output.find("inject"), std::string::npos) << run.output;
+  EXPECT_EQ(run.output.find(" inject "), std::string::npos) << run.output;
   grpc::ClientContext context;
   v1::ListResponse listed;
   ASSERT_TRUE(agent_->stub().List(&context, {}, &listed).ok());
