@@ -22,6 +22,11 @@ namespace v1 = faultline::v1;
 constexpr std::string_view kApiVersion = "faultline/v1";
 constexpr auto kDefaultLease = std::chrono::seconds(15);
 
+void SetDuration(google::protobuf::Duration& to, Milliseconds time) {
+  to.set_seconds(time.count() / 1000);
+  to.set_nanos(static_cast<int32_t>(time.count() % 1000) * 1'000'000);
+}
+
 // Thrown while a file is read, caught by the Load functions: the first error ends the reading.
 struct FileError {
   std::string text;
@@ -405,9 +410,7 @@ ExperimentFile ReadExperiment(const std::string& path) {
   // The default lease, never longer than the experiment (the agent refuses a lease it could not miss).
   const Milliseconds whole(parsed->seconds() * 1000 + parsed->nanos() / 1'000'000);
   Milliseconds lease = spec.Duration("lease", std::min<Milliseconds>(kDefaultLease, whole));
-  file.experiment.mutable_lease()->mutable_ttl()->set_seconds(lease.count() / 1000);
-  file.experiment.mutable_lease()->mutable_ttl()->set_nanos(static_cast<int32_t>(lease.count() % 1000) *
-                                                            1'000'000);
+  SetDuration(*file.experiment.mutable_lease()->mutable_ttl(), lease);
   for (const auto& [key, value] : file.metadata.labels) (*file.experiment.mutable_labels())[key] = value;
 
   YAML::Node faults = spec.Required("faults", "[{partition: {}, target: {interface: eth0}}]");
@@ -487,6 +490,13 @@ std::string FileKind(const std::string& path) {
   } catch (const YAML::Exception&) {
     return "";
   }
+}
+
+void OverrideDuration(ExperimentFile& file, Milliseconds duration) {
+  SetDuration(*file.experiment.mutable_duration(), duration);
+  const auto& ttl = file.experiment.lease().ttl();
+  if (Milliseconds(ttl.seconds() * 1000 + ttl.nanos() / 1'000'000) > duration)
+    SetDuration(*file.experiment.mutable_lease()->mutable_ttl(), duration);
 }
 
 absl::StatusOr<ExperimentFile> LoadExperiment(const std::string& path) {

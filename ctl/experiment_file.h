@@ -107,6 +107,10 @@ struct Inventory {
   std::vector<InventoryAgent> agents;
 };
 
+// A trial run's shorter (or longer) duration in place of the file's: the lease is shortened with it
+// when it would be longer than the experiment.
+void OverrideDuration(ExperimentFile& file, Milliseconds duration);
+
 // What one file holds.
 std::string FileKind(const std::string& path);  // "Experiment", "GameDay", "Inventory", or "" (unreadable)
 absl::StatusOr<ExperimentFile> LoadExperiment(const std::string& path);

@@ -321,8 +321,40 @@ struct RunFlags {
   std::string junit;
   std::string html;
   uint64_t seed = std::random_device()();
+  std::string duration;  // in place of every experiment's own
+  std::string pause;     // in place of a game day's pauses
   bool dry_run = false;
   bool no_progress = false;
+
+  // --duration and --pause applied to the file's experiments and steps; false (with a message) if
+  // either is malformed.
+  bool Override(const std::vector<faultline::ctl::ExperimentFile*>& experiments,
+                std::vector<faultline::ctl::GameDayStep>* steps = nullptr) const {
+    std::optional<faultline::ctl::Milliseconds> new_duration, new_pause;
+    if (!FlagDuration("--duration", duration, new_duration) || !FlagDuration("--pause", pause, new_pause))
+      return false;
+    for (auto* experiment : experiments) {
+      if (new_duration) faultline::ctl::OverrideDuration(*experiment, *new_duration);
+    }
+    if (steps != nullptr && new_pause) {
+      for (auto& step : *steps) step.pause_after = *new_pause;
+    }
+    return true;
+  }
+
+ private:
+  // A duration flag's value, if given; false when malformed (the message printed).
+  static bool FlagDuration(const char* flag, const std::string& text,
+                           std::optional<faultline::ctl::Milliseconds>& value) {
+    if (text.empty()) return true;
+    auto parsed = faultline::api::ParseDuration(text);
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "faultctl: %s: %s\n", flag, std::string(parsed.status().message()).c_str());
+      return false;
+    }
+    value = faultline::ctl::Milliseconds(parsed->seconds() * 1000 + parsed->nanos() / 1'000'000);
+    return true;
+  }
 };
 
 void AddRunFlags(CLI::App* command, RunFlags& flags) {
@@ -331,6 +363,8 @@ void AddRunFlags(CLI::App* command, RunFlags& flags) {
   command->add_option("--seed", flags.seed, "repeats an earlier run's choice of agents (it prints its seed)");
   command->add_option("--journal", flags.journal, "append every event to this file as a JSON line");
   command->add_option("--junit", flags.junit, "write a JUnit XML report here, for CI systems");
+  command->add_option("--duration", flags.duration,
+                      "a trial run: this duration in place of the file's (e.g. 10s)");
   command->add_flag("--dry-run", flags.dry_run,
                     "check the agents, their faults and the steady state; inject nothing");
   command->add_flag("--no-progress", flags.no_progress, "one line per event, also on a terminal");
@@ -392,6 +426,7 @@ int RunFile(const Options& options, const RunFlags& flags) {
     }
   }
   if (clear_selection) experiment->agents = {};
+  if (!flags.Override({&*experiment})) return kExitUsage;
   auto records =
       WithReports(flags, experiment->metadata.name, [&](const faultline::ctl::RunOptions& run_options) {
         return std::vector{faultline::ctl::RunExperiment(*experiment, *inventory, run_options)};
@@ -412,9 +447,12 @@ int RunGameDayFile(const Options& options, const RunFlags& flags) {
       return kExitUsage;
     }
   }
-  if (clear_selection) {
-    for (auto& step : game_day->steps) step.experiment.agents = {};
+  std::vector<faultline::ctl::ExperimentFile*> experiments;
+  for (auto& step : game_day->steps) {
+    if (clear_selection) step.experiment.agents = {};
+    experiments.push_back(&step.experiment);
   }
+  if (!flags.Override(experiments, &game_day->steps)) return kExitUsage;
   auto records =
       WithReports(flags, game_day->metadata.name, [&](const faultline::ctl::RunOptions& run_options) {
         return faultline::ctl::RunGameDay(*game_day, *inventory, run_options);
@@ -486,6 +524,7 @@ int main(int argc, char** argv) {
   CLI::App* gameday_run = gameday->add_subcommand("run", "run a GameDay file's experiments in order");
   gameday_run->add_option("file", run_flags.file, "a GameDay file (docs/experiments.md)")->required();
   AddRunFlags(gameday_run, run_flags);
+  gameday_run->add_option("--pause", run_flags.pause, "this pause between steps in place of the file's");
   CLI::App* validate =
       app.add_subcommand("validate", "check experiment, game day and inventory files offline");
   std::vector<std::string> files;
