@@ -4,11 +4,10 @@
 //   /checkout  200 when its --dependency answers /health within --dependency-timeout, else 503: the
 //              part of the service a fault between it and its dependency can break
 // Run one as the dependency (no --dependency) and one as the service in front of it. It stops on
-// SIGTERM or SIGINT, and when the process that started it dies.
+// SIGTERM or SIGINT.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -115,7 +114,6 @@ int main(int argc, char** argv) {
     return 2;
   }
   service.timeout = faultline::ctl::Milliseconds(parsed->seconds() * 1000 + parsed->nanos() / 1'000'000);
-  prctl(PR_SET_PDEATHSIG, SIGTERM);
 
   std::vector<int> sockets;
   try {
