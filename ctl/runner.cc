@@ -27,9 +27,12 @@ namespace v1 = faultline::v1;
 
 constexpr auto kCallTimeout = std::chrono::seconds(10);
 
+// A call that waits out a connection being (re)made, up to its deadline: a busy agent whose
+// connection attempt timed out once must not end a run.
 std::unique_ptr<grpc::ClientContext> Within(std::chrono::seconds timeout) {
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_deadline(std::chrono::system_clock::now() + timeout);
+  context->set_wait_for_ready(true);
   return context;
 }
 
