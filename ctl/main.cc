@@ -25,6 +25,7 @@
 #include "faultline/api/units.h"
 #include "faultline/api/validate.h"
 #include "format.h"
+#include "html_report.h"
 #include "junit_report.h"
 #include "live_view.h"
 #include "runner.h"
@@ -363,6 +364,7 @@ void AddRunFlags(CLI::App* command, RunFlags& flags) {
   command->add_option("--seed", flags.seed, "repeats an earlier run's choice of agents (it prints its seed)");
   command->add_option("--journal", flags.journal, "append every event to this file as a JSON line");
   command->add_option("--junit", flags.junit, "write a JUnit XML report here, for CI systems");
+  command->add_option("--html", flags.html, "write a self-contained HTML report with a timeline here");
   command->add_option("--duration", flags.duration,
                       "a trial run: this duration in place of the file's (e.g. 10s)");
   command->add_flag("--dry-run", flags.dry_run,
@@ -411,6 +413,8 @@ auto WithReports(const RunFlags& flags, const std::string& name, Runner run) {
   live.reset();
   if (!flags.junit.empty() && !WriteFile(flags.junit, faultline::ctl::JunitReport(name, records)))
     std::fprintf(stderr, "faultctl: --junit %s: %s\n", flags.junit.c_str(), std::strerror(errno));
+  if (!flags.html.empty() && !WriteFile(flags.html, faultline::ctl::HtmlReport(name, records)))
+    std::fprintf(stderr, "faultctl: --html %s: %s\n", flags.html.c_str(), std::strerror(errno));
   return records;
 }
 
