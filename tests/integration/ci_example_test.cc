@@ -104,6 +104,9 @@ TEST_F(CiExampleTest, TheGithubActionsJobFailsOnTheDeviationAndPublishesItsJunit
   EXPECT_EQ(junit.find("<failure message=\"checkout: 503", during), junit.find("<failure", during)) << junit;
   EXPECT_NE(junit.find("<failure", during), std::string::npos) << junit;
 
+  EXPECT_NE(Read(workspace_ + "/resilience.html").find("<rect class=\"fault-window\""), std::string::npos)
+      << "no resilience.html with the fault's window";
+
   ASSERT_TRUE(results.contains("Stop the agent and the service"));
   EXPECT_EQ(results["Stop the agent and the service"].exit_code, 0)
       << results["Stop the agent and the service"].output;

@@ -130,10 +130,10 @@ TEST_P(ExperimentsTest, RunsAgainstTheSandboxAsItsCommentSays) {
   const bool game_day = std::string(runnable.file) == "gameday.yaml";
   const std::string host = sandbox_->host_netns().substr(std::strlen("/run/netns/"));
   const std::string junit = directory_ + "/junit.xml";
-  CommandResult run = RunCommand(Cat("ip netns exec ", host, " ", FAULTCTL_PATH, game_day ? " gameday" : "",
-                                     " run ", file, " --inventory ", directory_, "/inventory.yaml --junit ",
-                                     junit, *runnable.duration ? Cat(" --duration ", runnable.duration) : "",
-                                     game_day ? " --pause 1s" : ""));
+  CommandResult run = RunCommand(Cat(
+      "ip netns exec ", host, " ", FAULTCTL_PATH, game_day ? " gameday" : "", " run ", file, " --inventory ",
+      directory_, "/inventory.yaml --junit ", junit, " --html ", directory_, "/report.html",
+      *runnable.duration ? Cat(" --duration ", runnable.duration) : "", game_day ? " --pause 1s" : ""));
   EXPECT_EQ(run.exit_code, runnable.exit_code) << run.output;
   EXPECT_NE(run.output.find("revert reverted agent="), std::string::npos) << run.output;
 
@@ -143,6 +143,15 @@ TEST_P(ExperimentsTest, RunsAgainstTheSandboxAsItsCommentSays) {
   const bool failures = report.find("<failure") != std::string::npos;
   EXPECT_EQ(failures, runnable.exit_code != 0) << report;
   EXPECT_EQ(report.find("<error"), std::string::npos) << report;
+
+  // The HTML report's timeline has one fault window per step's agent.
+  std::ifstream html_in(directory_ + "/report.html");
+  const std::string html((std::istreambuf_iterator<char>(html_in)), std::istreambuf_iterator<char>());
+  int windows = 0;
+  for (size_t at = html.find("<rect class=\"fault-window\""); at != std::string::npos;
+       at = html.find("<rect class=\"fault-window\"", at + 1))
+    windows++;
+  EXPECT_EQ(windows, game_day ? 5 : 1) << "fault windows in the HTML report's timeline";
 }
 
 INSTANTIATE_TEST_SUITE_P(Files, ExperimentsTest,
