@@ -472,6 +472,143 @@ ExperimentFile ReadExperiment(const std::string& path) {
   return file;
 }
 
+TimeZone ReadZone(Fields& fields, const TimeZone& fallback) {
+  YAML::Node node = fields.Get("timeZone");
+  if (!node.IsDefined() || node.IsNull()) return fallback;
+  auto zone = TimeZone::Load(fields.Scalar(node, fields.Path("timeZone")));
+  if (!zone.ok()) Fail(fields.file(), node, fields.Path("timeZone"), std::string(zone.status().message()));
+  return *std::move(zone);
+}
+
+Cron ReadCron(Fields& fields) {
+  YAML::Node node = fields.Required("cron", "\"0 10 * * 1-5\"");
+  auto cron = Cron::Parse(fields.Scalar(node, fields.Path("cron")));
+  if (!cron.ok()) Fail(fields.file(), node, fields.Path("cron"), std::string(cron.status().message()));
+  return *std::move(cron);
+}
+
+// "2026-12-20T00:00:00" (a local time of `zone`), "...Z" or "...+01:00"; a date alone is its midnight.
+SysSeconds ReadTime(Fields& fields, const std::string& key, const TimeZone& zone) {
+  YAML::Node node = fields.Required(key, "2026-12-20T00:00:00");
+  const std::string text = fields.Scalar(node, fields.Path(key));
+  static const std::regex kTime(
+      "([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[T "
+      "]([0-9]{2}):([0-9]{2})(?::([0-9]{2}))?)?(Z|[+-][0-9]{2}:[0-9]{2})?");
+  std::smatch match;
+  auto number = [&](int group) { return match[group].matched ? std::stoi(match[group].str()) : 0; };
+  const std::chrono::year_month_day date = std::regex_match(text, match, kTime)
+                                               ? std::chrono::year(number(1)) /
+                                                     std::chrono::month(static_cast<unsigned>(number(2))) /
+                                                     std::chrono::day(static_cast<unsigned>(number(3)))
+                                               : std::chrono::year_month_day();
+  if (!date.ok() || number(4) > 23 || number(5) > 59 || number(6) > 59) {
+    Fail(fields.file(), node, fields.Path(key),
+         Cat("\"", text,
+             "\" is not a time: YYYY-MM-DDTHH:MM[:SS], local to the time zone, or with Z or +HH:MM"));
+  }
+  const LocalSeconds local = std::chrono::local_days(date) + std::chrono::hours(number(4)) +
+                             std::chrono::minutes(number(5)) + std::chrono::seconds(number(6));
+  const std::string offset = match[7].str();
+  if (offset.empty()) return zone.FromLocalEarliest(local);
+  std::chrono::seconds utc_offset{0};
+  if (offset != "Z") {
+    utc_offset = std::chrono::hours(std::stoi(offset.substr(1, 2))) +
+                 std::chrono::minutes(std::stoi(offset.substr(4, 2)));
+    if (offset[0] == '-') utc_offset = -utc_offset;
+  }
+  return SysSeconds(local.time_since_epoch()) - utc_offset;
+}
+
+ScheduleFile ReadSchedule(const std::string& path) {
+  auto [metadata, spec] =
+      OpenSpec(path, "Schedule", "{runs: [{file: latency.yaml, cron: \"0 10 * * 1-5\"}]}");
+  ScheduleFile schedule;
+  schedule.path = path;
+  schedule.metadata = std::move(metadata);
+  schedule.zone = ReadZone(spec, TimeZone());
+  const std::filesystem::path directory = std::filesystem::path(path).parent_path();
+  YAML::Node inventory = spec.Get("inventory");
+  if (inventory.IsDefined() && !inventory.IsNull()) {
+    schedule.inventory = (directory / spec.Scalar(inventory, "spec.inventory")).string();
+    if (auto loaded = LoadInventory(schedule.inventory); !loaded.ok())
+      Fail(path, inventory, "spec.inventory", std::string(loaded.status().message()));
+  }
+  const auto deadline = spec.Duration("startingDeadline", schedule.starting_deadline);
+  if (deadline < std::chrono::seconds(1))
+    Fail(path, spec.node()["startingDeadline"], "spec.startingDeadline", "must be 1s or more");
+  schedule.starting_deadline = std::chrono::duration_cast<std::chrono::seconds>(deadline);
+
+  YAML::Node runs = spec.Required("runs", "[{file: latency.yaml, cron: \"0 10 * * 1-5\"}]");
+  if (!runs.IsSequence() || runs.size() == 0)
+    Fail(path, runs, "spec.runs", "must be a list of at least one run");
+  for (size_t i = 0; i < runs.size(); i++) {
+    const std::string run_path = Cat("spec.runs[", i, "]");
+    Fields fields(path, runs[i], run_path);
+    ScheduleEntry entry;
+    YAML::Node file = fields.Required("file", "latency.yaml");
+    entry.path = (directory / fields.Scalar(file, run_path + ".file")).string();
+    entry.cron = ReadCron(fields);
+    entry.zone = ReadZone(fields, schedule.zone);
+    fields.Finish();
+    for (size_t j = 0; j < i; j++) {
+      if (schedule.runs[j].path == entry.path && schedule.runs[j].cron.text() == entry.cron.text())
+        Fail(path, runs[i], run_path, Cat("the same file and cron as spec.runs[", j, "]"));
+    }
+    entry.kind = FileKind(entry.path);
+    absl::Status loaded;
+    if (entry.kind == "Experiment") {
+      auto experiment = LoadExperiment(entry.path);
+      loaded = experiment.status();
+      if (loaded.ok()) entry.name = experiment->metadata.name;
+    } else if (entry.kind == "GameDay") {
+      auto game_day = LoadGameDay(entry.path);
+      loaded = game_day.status();
+      if (loaded.ok()) entry.name = game_day->metadata.name;
+    } else {
+      auto experiment = LoadExperiment(entry.path);  // its error says what is wrong with the file
+      loaded = experiment.ok() ? absl::InvalidArgumentError(Cat(entry.path, ": not an Experiment or GameDay"))
+                               : experiment.status();
+    }
+    if (!loaded.ok()) Fail(path, file, run_path + ".file", std::string(loaded.message()));
+    schedule.runs.push_back(std::move(entry));
+  }
+
+  YAML::Node blackouts = spec.Get("blackouts");
+  if (blackouts.IsDefined() && !blackouts.IsNull()) {
+    if (!blackouts.IsSequence()) Fail(path, blackouts, "spec.blackouts", "must be a list of windows");
+    for (size_t i = 0; i < blackouts.size(); i++) {
+      const std::string window_path = Cat("spec.blackouts[", i, "]");
+      Fields fields(path, blackouts[i], window_path);
+      Blackout window;
+      window.zone = ReadZone(fields, schedule.zone);
+      const bool by_cron = blackouts[i]["cron"].IsDefined(), fixed = blackouts[i]["from"].IsDefined();
+      if (by_cron == fixed) {
+        Fail(path, blackouts[i], window_path,
+             by_cron
+                 ? "cron and duration, or from and to, not both"
+                 : "a window needs cron and duration (e.g. {cron: \"0 0 24 12 *\", duration: 48h}) or from "
+                   "and to");
+      }
+      if (by_cron) {
+        window.cron = ReadCron(fields);
+        fields.Required("duration", "48h");
+        const auto duration = fields.Duration("duration", Milliseconds(0));
+        if (duration < std::chrono::seconds(1))
+          Fail(path, blackouts[i]["duration"], fields.Path("duration"), "must be 1s or more");
+        window.duration = std::chrono::duration_cast<std::chrono::seconds>(duration);
+      } else {
+        window.from = ReadTime(fields, "from", window.zone);
+        window.to = ReadTime(fields, "to", window.zone);
+        if (window.to <= window.from) Fail(path, blackouts[i]["to"], fields.Path("to"), "must be after from");
+      }
+      fields.Finish();
+      schedule.blackouts.push_back(std::move(window));
+    }
+  }
+  spec.Finish();
+  return schedule;
+}
+
 template <typename Read>
 auto Load(Read read) -> absl::StatusOr<decltype(read())> {
   try {
@@ -531,6 +668,10 @@ absl::StatusOr<GameDayFile> LoadGameDay(const std::string& path) {
     spec.Finish();
     return game_day;
   });
+}
+
+absl::StatusOr<ScheduleFile> LoadSchedule(const std::string& path) {
+  return Load([&] { return ReadSchedule(path); });
 }
 
 absl::StatusOr<Inventory> LoadInventory(const std::string& path) {

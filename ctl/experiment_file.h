@@ -1,5 +1,5 @@
 // Experiment files (docs/experiments.md): YAML documents `apiVersion: faultline/v1` of kind Experiment,
-// GameDay or Inventory, read into the plans faultctl runs. Every error names the file, the line and
+// GameDay, Inventory or Schedule, read into the plans faultctl runs. Every error names the file, the line and
 // column, and the field's path: `latency.yaml:12:16: spec.faults[0].delay.latency: "10" is not a
 // duration: ...`. Unknown fields are errors too: a typo must not silently drop a setting.
 #pragma once
@@ -12,8 +12,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "cron.h"
 #include "faultline/api/tls_files.h"
 #include "faultline/v1/experiment.pb.h"
+#include "time_zone.h"
 
 namespace faultline::ctl {
 
@@ -111,10 +113,42 @@ struct Inventory {
 // when it would be longer than the experiment.
 void OverrideDuration(ExperimentFile& file, Milliseconds duration);
 
+// One entry of a schedule: a file run at each time its cron expression matches.
+struct ScheduleEntry {
+  std::string path;  // an Experiment or GameDay file, relative paths taken from the schedule's directory
+  std::string kind;  // "Experiment" or "GameDay"
+  std::string name;  // the file's metadata.name
+  Cron cron;
+  TimeZone zone;
+};
+
+// A window in which no run starts, and in which a run in progress is aborted: either one starting at
+// each match of `cron` and lasting `duration`, or the fixed [from, to).
+struct Blackout {
+  std::optional<Cron> cron;
+  std::chrono::seconds duration{0};
+  TimeZone zone;
+  SysSeconds from, to;
+};
+
+struct ScheduleFile {
+  std::string path;
+  Metadata metadata;
+  TimeZone zone;          // spec.timeZone, the default of every cron and fixed window
+  std::string inventory;  // resolved from the schedule's directory; "" none
+  // A slot found due longer ago than this (faultctl was down, say) is not run but recorded as missed.
+  std::chrono::seconds starting_deadline{300};
+  std::vector<ScheduleEntry> runs;
+  std::vector<Blackout> blackouts;
+};
+
 // What one file holds.
-std::string FileKind(const std::string& path);  // "Experiment", "GameDay", "Inventory", or "" (unreadable)
+// "Experiment", "GameDay", "Inventory", "Schedule", or "" (unreadable)
+std::string FileKind(const std::string& path);
 absl::StatusOr<ExperimentFile> LoadExperiment(const std::string& path);
 absl::StatusOr<GameDayFile> LoadGameDay(const std::string& path);
 absl::StatusOr<Inventory> LoadInventory(const std::string& path);
+// Also loads every file it runs, and its inventory.
+absl::StatusOr<ScheduleFile> LoadSchedule(const std::string& path);
 
 }  // namespace faultline::ctl

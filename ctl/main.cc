@@ -29,6 +29,7 @@
 #include "junit_report.h"
 #include "live_view.h"
 #include "runner.h"
+#include "scheduler.h"
 
 namespace {
 
@@ -293,9 +294,17 @@ int ValidateFiles(const std::vector<std::string>& files) {
       auto inventory = faultline::ctl::LoadInventory(file);
       loaded = inventory.status();
       if (loaded.ok()) summary = Cat("Inventory: ", inventory->agents.size(), " agent(s)");
+    } else if (kind == "Schedule") {
+      auto schedule = faultline::ctl::LoadSchedule(file);
+      loaded = schedule.status();
+      if (loaded.ok()) {
+        summary = Cat("Schedule ", schedule->metadata.name, ": ", schedule->runs.size(), " run(s), ",
+                      schedule->blackouts.size(), " blackout window(s), time zone ", schedule->zone.name());
+      }
     } else {
-      loaded = absl::InvalidArgumentError(
-          Cat(file, ": not a faultline file (kind Experiment, GameDay or Inventory), or not readable YAML"));
+      loaded = absl::InvalidArgumentError(Cat(
+          file,
+          ": not a faultline file (kind Experiment, GameDay, Inventory or Schedule), or not readable YAML"));
     }
     if (loaded.ok()) {
       std::printf("%s: valid %s\n", file.c_str(), summary.c_str());
@@ -326,6 +335,7 @@ struct RunFlags {
   std::string pause;     // in place of a game day's pauses
   bool dry_run = false;
   bool no_progress = false;
+  std::string line_suffix;  // after each event's line
 
   // --duration and --pause applied to the file's experiments and steps; false (with a message) if
   // either is malformed.
@@ -391,11 +401,11 @@ absl::StatusOr<faultline::ctl::Inventory> RunInventory(const Options& options, c
 // Runs `run` with the flags' options: live progress on a terminal, else one line per event; then
 // the reports. Returns what `run` returned.
 template <typename Runner>
-auto WithReports(const RunFlags& flags, const std::string& name, Runner run) {
+auto WithReports(const RunFlags& flags, const std::string& name, const std::atomic<bool>& stop, Runner run) {
   faultline::ctl::RunOptions run_options;
   run_options.seed = flags.seed;
   run_options.journal = flags.journal;
-  run_options.interrupted = &interrupted;
+  run_options.interrupted = &stop;
   run_options.dry_run = flags.dry_run;
   std::optional<faultline::ctl::LiveView> live;
   if (!flags.no_progress && isatty(STDOUT_FILENO)) {
@@ -404,8 +414,8 @@ auto WithReports(const RunFlags& flags, const std::string& name, Runner run) {
       live->Observe(record);
     };
   } else {
-    run_options.observe = [](const faultline::ctl::RunRecord&, const faultline::ctl::RunEvent& event) {
-      std::printf("%s\n", faultline::ctl::EventLine(event).c_str());
+    run_options.observe = [&flags](const faultline::ctl::RunRecord&, const faultline::ctl::RunEvent& event) {
+      std::printf("%s%s\n", faultline::ctl::EventLine(event).c_str(), flags.line_suffix.c_str());
       std::fflush(stdout);
     };
   }
@@ -419,7 +429,7 @@ auto WithReports(const RunFlags& flags, const std::string& name, Runner run) {
 }
 
 // `faultctl run`: the experiment file against the inventory's agents, or the one agent of --agent.
-int RunFile(const Options& options, const RunFlags& flags) {
+int RunFile(const Options& options, const RunFlags& flags, const std::atomic<bool>& stop = interrupted) {
   auto experiment = faultline::ctl::LoadExperiment(flags.file);
   bool clear_selection = false;
   auto inventory = RunInventory(options, flags, clear_selection);
@@ -432,7 +442,7 @@ int RunFile(const Options& options, const RunFlags& flags) {
   if (clear_selection) experiment->agents = {};
   if (!flags.Override({&*experiment})) return kExitUsage;
   auto records =
-      WithReports(flags, experiment->metadata.name, [&](const faultline::ctl::RunOptions& run_options) {
+      WithReports(flags, experiment->metadata.name, stop, [&](const faultline::ctl::RunOptions& run_options) {
         return std::vector{faultline::ctl::RunExperiment(*experiment, *inventory, run_options)};
       });
   std::printf("%s: %s (exit %d)\n", experiment->metadata.name.c_str(),
@@ -441,7 +451,8 @@ int RunFile(const Options& options, const RunFlags& flags) {
 }
 
 // `faultctl gameday run`: the game day's experiments in order, with one combined report.
-int RunGameDayFile(const Options& options, const RunFlags& flags) {
+int RunGameDayFile(const Options& options, const RunFlags& flags,
+                   const std::atomic<bool>& stop = interrupted) {
   auto game_day = faultline::ctl::LoadGameDay(flags.file);
   bool clear_selection = false;
   auto inventory = RunInventory(options, flags, clear_selection);
@@ -458,7 +469,7 @@ int RunGameDayFile(const Options& options, const RunFlags& flags) {
   }
   if (!flags.Override(experiments, &game_day->steps)) return kExitUsage;
   auto records =
-      WithReports(flags, game_day->metadata.name, [&](const faultline::ctl::RunOptions& run_options) {
+      WithReports(flags, game_day->metadata.name, stop, [&](const faultline::ctl::RunOptions& run_options) {
         return faultline::ctl::RunGameDay(*game_day, *inventory, run_options);
       });
   for (const auto& record : records)
@@ -468,6 +479,54 @@ int RunGameDayFile(const Options& options, const RunFlags& flags) {
   std::printf("%s: %zu of %zu step(s) ran: %s (exit %d)\n", game_day->metadata.name.c_str(), records.size(),
               game_day->steps.size(), faultline::ctl::Verdict(exit_code), exit_code);
   return exit_code;
+}
+
+// One slot of `faultctl schedule`: the file run to its end, reverted once `abort` is set.
+int LaunchScheduled(const Options& options, const faultline::ctl::ScheduledRun& run,
+                    const std::string& inventory_flag, const std::string& journal,
+                    const std::atomic<bool>& abort) {
+  RunFlags flags;
+  flags.file = run.path;  // read again at each slot: an edited file takes effect at its next run
+  flags.inventory = run.inventory.empty() ? inventory_flag : run.inventory;
+  flags.journal = journal;
+  flags.no_progress = true;
+  flags.line_suffix = Cat(" experiment=", run.name);  // runs of several files go on side by side
+  return run.kind == "GameDay" ? RunGameDayFile(options, flags, abort) : RunFile(options, flags, abort);
+}
+
+// `faultctl schedule`: the schedules' runs at their times, until SIGINT or SIGTERM (which abort and
+// revert the runs in progress first).
+int ScheduleFiles(const Options& options, const std::vector<std::string>& paths, std::string state_path,
+                  const std::string& inventory_flag, const std::string& journal) {
+  std::vector<faultline::ctl::ScheduleFile> schedules;
+  std::string names;
+  for (const std::string& path : paths) {
+    auto loaded = faultline::ctl::LoadSchedule(path);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "faultctl: %s\n", std::string(loaded.status().message()).c_str());
+      return kExitUsage;
+    }
+    names += (names.empty() ? "" : "+") + loaded->metadata.name;
+    schedules.push_back(*std::move(loaded));
+  }
+  if (state_path.empty()) state_path = Cat("/var/lib/faultline/schedule-", names, ".json");
+  faultline::ctl::SchedulerOptions scheduler_options;
+  scheduler_options.state_path = state_path;
+  scheduler_options.journal = journal;
+  scheduler_options.observe = [](const faultline::ctl::RunEvent& event) {
+    std::printf("%s\n", faultline::ctl::EventLine(event).c_str());
+    std::fflush(stdout);
+  };
+  scheduler_options.launch = [&](const faultline::ctl::ScheduledRun& run, const std::atomic<bool>& abort) {
+    return LaunchScheduled(options, run, inventory_flag, journal, abort);
+  };
+  auto scheduler = faultline::ctl::Scheduler::Open(std::move(schedules), std::move(scheduler_options));
+  if (!scheduler.ok()) {
+    std::fprintf(stderr, "faultctl: %s\n", std::string(scheduler.status().message()).c_str());
+    return kExitUsage;
+  }
+  (*scheduler)->Run(interrupted);
+  return 0;
 }
 
 }  // namespace
@@ -529,8 +588,20 @@ int main(int argc, char** argv) {
   gameday_run->add_option("file", run_flags.file, "a GameDay file (docs/experiments.md)")->required();
   AddRunFlags(gameday_run, run_flags);
   gameday_run->add_option("--pause", run_flags.pause, "this pause between steps in place of the file's");
+  CLI::App* schedule = app.add_subcommand(
+      "schedule", "run the experiments of Schedule files at their cron times, until SIGINT/SIGTERM");
+  std::vector<std::string> schedule_files;
+  std::string schedule_state, schedule_inventory, schedule_journal;
+  schedule->add_option("file", schedule_files, "Schedule files (docs/experiments.md)")->required();
+  schedule->add_option("--state", schedule_state,
+                       "the scheduler's state, kept across restarts (default "
+                       "/var/lib/faultline/schedule-NAME.json)");
+  schedule->add_option("--inventory", schedule_inventory,
+                       "the agents of schedules without spec.inventory; default: the agent of --agent");
+  schedule->add_option("--journal", schedule_journal,
+                       "append every event, of the schedule and its runs, as JSON lines");
   CLI::App* validate =
-      app.add_subcommand("validate", "check experiment, game day and inventory files offline");
+      app.add_subcommand("validate", "check experiment, game day, inventory and schedule files offline");
   std::vector<std::string> files;
   validate->add_option("file", files, "YAML files (docs/experiments.md)")->required();
 
@@ -549,6 +620,8 @@ int main(int argc, char** argv) {
   if (validate->parsed()) return ValidateFiles(files);
   if (run->parsed()) return RunFile(options, run_flags);
   if (gameday_run->parsed()) return RunGameDayFile(options, run_flags);
+  if (schedule->parsed())
+    return ScheduleFiles(options, schedule_files, schedule_state, schedule_inventory, schedule_journal);
   try {
     Agent agent(options);
     if (caps->parsed()) {

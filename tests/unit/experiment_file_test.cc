@@ -47,7 +47,7 @@ class TempFile {
 constexpr const char* kHeader = "apiVersion: faultline/v1\nkind: Experiment\nmetadata: {name: test}\n";
 
 TEST(ExperimentFiles, EveryFileInTheExperimentsFolderLoads) {
-  int experiments = 0, game_days = 0, inventories = 0;
+  int experiments = 0, game_days = 0, inventories = 0, schedules = 0;
   for (const auto& entry : std::filesystem::directory_iterator(FAULTLINE_SOURCE_DIR "/experiments")) {
     const std::string path = entry.path().string();
     if (entry.path().extension() != ".yaml") continue;
@@ -65,6 +65,10 @@ TEST(ExperimentFiles, EveryFileInTheExperimentsFolderLoads) {
       auto loaded = LoadInventory(path);
       EXPECT_TRUE(loaded.ok()) << loaded.status();
       inventories++;
+    } else if (kind == "Schedule") {
+      auto loaded = LoadSchedule(path);
+      EXPECT_TRUE(loaded.ok()) << loaded.status();
+      schedules++;
     } else {
       ADD_FAILURE() << "not a faultline file";
     }
@@ -72,6 +76,7 @@ TEST(ExperimentFiles, EveryFileInTheExperimentsFolderLoads) {
   EXPECT_GE(experiments, 5);
   EXPECT_GE(game_days, 1);
   EXPECT_GE(inventories, 1);
+  EXPECT_GE(schedules, 1);
 }
 
 TEST(ExperimentFiles, AFilesFaultsAreWhatFaultctlInjectMakesOfTheSameOptions) {
@@ -278,6 +283,133 @@ TEST(InventoryFiles, AgentsNeedUniqueNamesAndAddresses) {
   ASSERT_FALSE(loaded.ok());
   EXPECT_EQ(std::string(loaded.status().message()),
             Cat(file.path(), ":5:12: agents[1].name: \"a\" is used twice"));
+}
+
+constexpr const char* kScheduleHeader =
+    "apiVersion: faultline/v1\nkind: Schedule\nmetadata: {name: nightly}\n";
+
+// A schedule file, with the experiment one.yaml beside it.
+class ScheduleFileTest {
+ public:
+  explicit ScheduleFileTest(const std::string& spec) : file_(Cat(kScheduleHeader, spec), "schedule.yaml") {
+    file_.Add("one.yaml", Faults("    - partition: {}\n      target: {interface: eth0}\n"));
+  }
+  absl::StatusOr<ScheduleFile> Load() const { return LoadSchedule(file_.path()); }
+  const TempFile& file() const { return file_; }
+
+ private:
+  TempFile file_;
+};
+
+TEST(ScheduleFiles, RunsBlackoutsAndTimeZonesLoad) {
+  ScheduleFileTest file(R"(spec:
+  timeZone: Europe/Berlin
+  startingDeadline: 2m
+  runs:
+    - {file: one.yaml, cron: "0 10 * * MON-FRI"}
+    - {file: one.yaml, cron: "*/3 * * * * *", timeZone: Asia/Kolkata}
+  blackouts:
+    - {cron: "0 0 24 12 *", duration: 48h}
+    - {from: "2026-12-31T12:00:00", to: "2027-01-02"}
+    - {from: "2026-07-01T10:00:00Z", to: "2026-07-01T18:00:00+05:30"}
+)");
+  auto loaded = file.Load();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->zone.name(), "Europe/Berlin");
+  EXPECT_EQ(loaded->starting_deadline, std::chrono::minutes(2));
+  ASSERT_EQ(loaded->runs.size(), 2u);
+  EXPECT_EQ(loaded->runs[0].kind, "Experiment");
+  EXPECT_EQ(loaded->runs[0].name, "test");
+  EXPECT_TRUE(loaded->runs[0].path.ends_with("/one.yaml")) << loaded->runs[0].path;
+  EXPECT_EQ(loaded->runs[0].zone.name(), "Europe/Berlin");
+  EXPECT_EQ(loaded->runs[1].zone.name(), "Asia/Kolkata");
+  EXPECT_EQ(loaded->runs[1].cron.text(), "*/3 * * * * *");
+  ASSERT_EQ(loaded->blackouts.size(), 3u);
+  EXPECT_EQ(loaded->blackouts[0].duration, std::chrono::hours(48));
+  using namespace std::chrono;
+  EXPECT_EQ(loaded->blackouts[1].from, sys_days(2026y / December / 31) + 11h) << "12:00 in Berlin";
+  EXPECT_EQ(loaded->blackouts[1].to, sys_days(2027y / January / 1) + 23h) << "a date alone is its midnight";
+  EXPECT_EQ(loaded->blackouts[2].from, sys_days(2026y / July / 1) + 10h);
+  EXPECT_EQ(loaded->blackouts[2].to, sys_days(2026y / July / 1) + 12h + 30min);
+}
+
+class ScheduleFileErrors : public ::testing::TestWithParam<BadFile> {};
+
+TEST_P(ScheduleFileErrors, NameTheLineColumnAndField) {
+  ScheduleFileTest file(GetParam().text);
+  auto loaded = file.Load();
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(std::string(loaded.status().message()), Cat(file.file().path(), ":", GetParam().error));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    BadSchedules, ScheduleFileErrors,
+    ::testing::Values(
+        BadFile{"no_runs", "spec:\n  timeZone: UTC\n",
+                "5:3: spec.runs: required, e.g. [{file: latency.yaml, cron: \"0 10 * * 1-5\"}]"},
+        BadFile{"bad_cron", "spec:\n  runs:\n    - file: one.yaml\n      cron: \"0 25 * * *\"\n",
+                "7:13: spec.runs[0].cron: \"0 25 * * *\": the hour field \"25\": 25 is not within 0-23"},
+        BadFile{"cron_never_matches", "spec:\n  runs:\n    - {file: one.yaml, cron: \"0 0 30 2 *\"}\n",
+                "6:30: spec.runs[0].cron: \"0 0 30 2 *\" never matches: no listed month has the listed days"},
+        BadFile{"unknown_zone", "spec:\n  timeZone: Mars/Olympus\n  runs: []\n",
+                "5:13: spec.timeZone: \"Mars/Olympus\" is not a time zone: no file "
+                "/usr/share/zoneinfo/Mars/Olympus"},
+        BadFile{
+            "unknown_zone_of_a_run",
+            "spec:\n  runs:\n    - {file: one.yaml, cron: \"0 0 * * *\", timeZone: Berlin}\n",
+            "6:53: spec.runs[0].timeZone: \"Berlin\" is not a time zone: no file /usr/share/zoneinfo/Berlin"},
+        BadFile{
+            "unknown_field", "spec:\n  runs:\n    - {file: one.yaml, cron: \"0 0 * * *\"}\n  blackout: []\n",
+            "7:3: spec.blackout: unknown field (known here: blackouts, inventory, runs, startingDeadline, "
+            "timeZone)"},
+        BadFile{"same_run_twice",
+                "spec:\n  runs:\n    - {file: one.yaml, cron: \"0 0 * * *\"}\n"
+                "    - {file: one.yaml, cron: \"0 0 * * *\"}\n",
+                "7:7: spec.runs[1]: the same file and cron as spec.runs[0]"},
+        BadFile{"window_of_both_kinds",
+                "spec:\n  runs:\n    - {file: one.yaml, cron: \"0 0 * * *\"}\n  blackouts:\n"
+                "    - {cron: \"0 0 * * *\", duration: 1h, from: 2026-01-01, to: 2026-01-02}\n",
+                "8:7: spec.blackouts[0]: cron and duration, or from and to, not both"},
+        BadFile{"window_without_duration",
+                "spec:\n  runs:\n    - {file: one.yaml, cron: \"0 0 * * *\"}\n  blackouts:\n"
+                "    - {cron: \"0 0 * * *\"}\n",
+                "8:7: spec.blackouts[0].duration: required, e.g. 48h"},
+        BadFile{"window_of_no_time",
+                "spec:\n  runs:\n    - {file: one.yaml, cron: \"0 0 * * *\"}\n  blackouts:\n"
+                "    - {cron: \"0 0 * * *\", duration: 0s}\n",
+                "8:37: spec.blackouts[0].duration: must be 1s or more"},
+        BadFile{"window_ending_first",
+                "spec:\n  runs:\n    - {file: one.yaml, cron: \"0 0 * * *\"}\n  blackouts:\n"
+                "    - {from: 2026-01-02, to: 2026-01-01}\n",
+                "8:30: spec.blackouts[0].to: must be after from"},
+        BadFile{"bad_time",
+                "spec:\n  runs:\n    - {file: one.yaml, cron: \"0 0 * * *\"}\n  blackouts:\n"
+                "    - {from: 2026-13-01, to: 2026-12-01}\n",
+                "8:14: spec.blackouts[0].from: \"2026-13-01\" is not a time: YYYY-MM-DDTHH:MM[:SS], local to "
+                "the time zone, or with Z or +HH:MM"}),
+    [](const ::testing::TestParamInfo<BadFile>& info) { return info.param.name; });
+
+TEST(ScheduleFiles, ARunsFileIsLoadedAndItsErrorNamesTheRunsLine) {
+  ScheduleFileTest file(
+      "spec:\n  runs:\n    - {file: one.yaml, cron: \"0 0 * * *\"}\n"
+      "    - {file: missing.yaml, cron: \"0 0 * * *\"}\n");
+  auto loaded = file.Load();
+  ASSERT_FALSE(loaded.ok());
+  const std::string message(loaded.status().message());
+  EXPECT_NE(message.find("schedule.yaml:7:14: spec.runs[1].file: "), std::string::npos) << message;
+  EXPECT_NE(message.find("missing.yaml: cannot read the file"), std::string::npos) << message;
+}
+
+TEST(ScheduleFiles, AGameDayIsScheduledUnderItsName) {
+  ScheduleFileTest file("spec:\n  runs:\n    - {file: day.yaml, cron: \"0 0 * * *\"}\n");
+  file.file().Add("day.yaml",
+                  "apiVersion: faultline/v1\nkind: GameDay\nmetadata: {name: day}\nspec:\n  steps:\n"
+                  "    - experiment: one.yaml\n");
+  auto loaded = file.Load();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_EQ(loaded->runs.size(), 1u);
+  EXPECT_EQ(loaded->runs[0].kind, "GameDay");
+  EXPECT_EQ(loaded->runs[0].name, "day");
 }
 
 }  // namespace
