@@ -44,6 +44,13 @@ struct Target {
 };
 using Targets = std::vector<std::unique_ptr<Target>>;
 
+// A probe's value as far as it means anything: 501.9 ms, 0.0001234.
+std::string FourDigits(double value) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.4g", value);
+  return text;
+}
+
 // Sleeps up to `time`; false if `interrupted` is (or becomes) set.
 bool SleepUnless(const std::atomic<bool>* interrupted, Clock::duration time) {
   auto set = [interrupted] { return interrupted != nullptr && interrupted->load(); };
@@ -91,7 +98,7 @@ class Run {
            {{"probe", probe.name},
             {"healthy", result.healthy ? "true" : "false"},
             {"observed", result.observed},
-            {"value", result.value ? Cat(*result.value) : ""}});
+            {"value", result.value ? FourDigits(*result.value) : ""}});
     }
     return healthy;
   }
