@@ -428,17 +428,18 @@ auto WithReports(const RunFlags& flags, const std::string& name, const std::atom
   return records;
 }
 
+// Whether a file loaded; prints its error if not.
+bool Loaded(const absl::Status& status) {
+  if (!status.ok()) std::fprintf(stderr, "faultctl: %s\n", std::string(status.message()).c_str());
+  return status.ok();
+}
+
 // `faultctl run`: the experiment file against the inventory's agents, or the one agent of --agent.
 int RunFile(const Options& options, const RunFlags& flags, const std::atomic<bool>& stop = interrupted) {
   auto experiment = faultline::ctl::LoadExperiment(flags.file);
   bool clear_selection = false;
   auto inventory = RunInventory(options, flags, clear_selection);
-  for (const absl::Status& loaded : {experiment.status(), inventory.status()}) {
-    if (!loaded.ok()) {
-      std::fprintf(stderr, "faultctl: %s\n", std::string(loaded.message()).c_str());
-      return kExitUsage;
-    }
-  }
+  if (!Loaded(experiment.status()) || !Loaded(inventory.status())) return kExitUsage;
   if (clear_selection) experiment->agents = {};
   if (!flags.Override({&*experiment})) return kExitUsage;
   auto records =
@@ -456,12 +457,7 @@ int RunGameDayFile(const Options& options, const RunFlags& flags,
   auto game_day = faultline::ctl::LoadGameDay(flags.file);
   bool clear_selection = false;
   auto inventory = RunInventory(options, flags, clear_selection);
-  for (const absl::Status& loaded : {game_day.status(), inventory.status()}) {
-    if (!loaded.ok()) {
-      std::fprintf(stderr, "faultctl: %s\n", std::string(loaded.message()).c_str());
-      return kExitUsage;
-    }
-  }
+  if (!Loaded(game_day.status()) || !Loaded(inventory.status())) return kExitUsage;
   std::vector<faultline::ctl::ExperimentFile*> experiments;
   for (auto& step : game_day->steps) {
     if (clear_selection) step.experiment.agents = {};

@@ -26,18 +26,7 @@ const char* Verdict(int exit_code) {
   }
 }
 
-std::string FormatTime(SystemTime time) {
-  const std::time_t seconds = std::chrono::system_clock::to_time_t(time);
-  const auto millis =
-      std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count() % 1000;
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char text[40];
-  std::strftime(text, sizeof(text), "%FT%T", &utc);
-  char fraction[8];
-  std::snprintf(fraction, sizeof(fraction), ".%03dZ", static_cast<int>(millis));
-  return Cat(text, fraction);
-}
+std::string FormatTime(SystemTime time) { return log::Timestamp(time); }
 
 std::string EventLine(const RunEvent& event) {
   std::string line = Cat(FormatTime(event.time), " ", event.phase, " ", event.event);

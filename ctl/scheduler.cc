@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "faultline/api/cat.h"
+#include "faultline/api/file_descriptor.h"
 #include "log.h"
 
 namespace faultline::ctl {
@@ -22,21 +23,6 @@ constexpr auto kLongestSleep = std::chrono::minutes(1);  // Tick again at least 
 constexpr auto kSignalPoll = std::chrono::milliseconds(200);
 constexpr int kMostSlotsCounted = 100000;  // slots missed beyond this are skipped without counting
 
-// An open file descriptor, closed with the object.
-class Descriptor {
- public:
-  explicit Descriptor(int fd) : fd_(fd) {}
-  ~Descriptor() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Descriptor(const Descriptor&) = delete;
-  Descriptor& operator=(const Descriptor&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 absl::Status Errno(const std::string& what) {
   return absl::UnavailableError(Cat(what, ": ", std::strerror(errno)));
 }
@@ -46,7 +32,7 @@ absl::Status Errno(const std::string& what) {
 absl::Status WriteAtomically(const std::string& path, const std::string& text) {
   const std::string temporary = path + ".tmp";
   {
-    Descriptor file(open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    api::FileDescriptor file(open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (file.get() < 0) return Errno(Cat("state file ", temporary));
     for (size_t written = 0; written < text.size();) {
       ssize_t n = write(file.get(), text.data() + written, text.size() - written);
@@ -58,7 +44,8 @@ absl::Status WriteAtomically(const std::string& path, const std::string& text) {
   }
   if (rename(temporary.c_str(), path.c_str()) != 0) return Errno(Cat("state file ", path));
   std::string directory = std::filesystem::path(path).parent_path().string();
-  Descriptor parent(open(directory.empty() ? "." : directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  api::FileDescriptor parent(
+      open(directory.empty() ? "." : directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (parent.get() < 0 || fsync(parent.get()) != 0) return Errno(Cat("state file directory ", directory));
   return absl::OkStatus();
 }

@@ -3,6 +3,7 @@
 // The line is written when the statement ends.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -44,7 +45,7 @@ void SetMinimumLevel(Level level);
 // A JSON string literal for `text`, quotes included.
 std::string JsonQuote(std::string_view text);
 
-// The current time as every line carries it: "2026-11-26T07:15:35.689Z" (UTC, milliseconds).
-std::string Timestamp();
+// A time (by default now) as every line carries it: "2026-11-26T07:15:35.689Z" (UTC, milliseconds).
+std::string Timestamp(std::chrono::system_clock::time_point time = std::chrono::system_clock::now());
 
 }  // namespace faultline::log

@@ -39,6 +39,7 @@
 #include <thread>
 
 #include "faultline/api/cat.h"
+#include "faultline/api/file_descriptor.h"
 #include "kernel/netlink.h"
 #include "kernel/tc.h"
 
@@ -231,20 +232,6 @@ int CallLibbpf(std::string* kernel_message, const std::function<int()>& call) {
   return result;
 }
 
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) close(fd_);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 // Loads "r0 = TC_ACT_UNSPEC; exit", the smallest program the verifier accepts as sched_cls. Returns
 // the program's fd, or a negative errno with `detail` saying why.
 int LoadTrivialSchedCls(std::string* detail) {
@@ -306,7 +293,7 @@ Feature ProbeMirred(RouteSocket& socket, int program_fd) {
 void ProbeBpf(bool in_scratch_netns, const std::string& no_netns_reason, RouteSocket* socket,
               std::map<std::string, Feature>* out) {
   std::string detail;
-  FileDescriptor program(LoadTrivialSchedCls(&detail));
+  api::FileDescriptor program(LoadTrivialSchedCls(&detail));
   (*out)["bpf"] =
       program.get() >= 0
           ? MakeFeature("bpf", true, "loaded and unloaded a sched_cls program (r0 = TC_ACT_UNSPEC)")
