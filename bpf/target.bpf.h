@@ -160,17 +160,19 @@ static __always_inline int port_listed(__u16 port) {
   return bits && (*bits & (1ull << (port % 64)));
 }
 
+/* The peer list first and the exclusions after: a packet to an unlisted peer, the common case on a
+ * busy interface, costs one trie lookup instead of two. */
 static __always_inline int peer_listed(const struct packet *p, const __u8 *addr) {
   if (p->family == 4) {
     struct fl_lpm_v4 key = {.prefixlen = 32};
     __builtin_memcpy(key.addr, addr, 4);
-    if (bpf_map_lookup_elem(&excluded_v4, &key)) return 0;
-    return (config.flags & FL_MATCH_ANY_PEER) || bpf_map_lookup_elem(&peers_v4, &key);
+    if (!(config.flags & FL_MATCH_ANY_PEER) && !bpf_map_lookup_elem(&peers_v4, &key)) return 0;
+    return !bpf_map_lookup_elem(&excluded_v4, &key);
   }
   struct fl_lpm_v6 key = {.prefixlen = 128};
   __builtin_memcpy(key.addr, addr, 16);
-  if (bpf_map_lookup_elem(&excluded_v6, &key)) return 0;
-  return (config.flags & FL_MATCH_ANY_PEER) || bpf_map_lookup_elem(&peers_v6, &key);
+  if (!(config.flags & FL_MATCH_ANY_PEER) && !bpf_map_lookup_elem(&peers_v6, &key)) return 0;
+  return !bpf_map_lookup_elem(&excluded_v6, &key);
 }
 
 /* Whether `addr`:`port` (host byte order) is a guarded endpoint: the exact address and port, or the
@@ -207,17 +209,16 @@ static __always_inline int match(struct __sk_buff *skb, int peer_is_source) {
     return 0; /* ARP and other non-IP traffic is never faulted */
   if (parsed < 0 || p.is_ndp) return 0;
 
-  /* The control channel before anything else: no fault may cut the connection that would revert it.
-   * Its packets carry a guarded endpoint as their source (from it) or destination (to it). */
-  if (p.l4proto == IPPROTO_TCP && p.has_ports &&
-      (endpoint_guarded(&p, p.src, p.sport) || endpoint_guarded(&p, p.dst, p.dport)))
-    return 0;
-
   if (!(config.protocols & protocol_bit(p.l4proto))) return 0;
   if (!peer_listed(&p, peer_is_source ? p.src : p.dst)) return 0;
   if ((config.flags & FL_MATCH_PORTS) && !(p.has_ports && (port_listed(p.sport) || port_listed(p.dport))))
     return 0;
-  return 1;
+  /* The control channel is never faulted: no fault may cut the connection that would revert it. Its
+   * packets carry a guarded endpoint as their source (from it) or destination (to it). Checked last,
+   * as every test above only narrows the match: the guard's two lookups are paid only by packets the
+   * fault would act on. */
+  return !(p.l4proto == IPPROTO_TCP && p.has_ports &&
+           (endpoint_guarded(&p, p.src, p.sport) || endpoint_guarded(&p, p.dst, p.dport)));
 }
 
 #endif
