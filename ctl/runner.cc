@@ -44,6 +44,49 @@ struct Target {
 };
 using Targets = std::vector<std::unique_ptr<Target>>;
 
+// The targets whose experiment is in force.
+std::vector<Target*> Injected(const Targets& targets) {
+  std::vector<Target*> injected;
+  for (const auto& target : targets) {
+    if (target->injected) injected.push_back(target.get());
+  }
+  return injected;
+}
+
+// Sends one call to each of `targets` at once, then hands each answer to `answered` as it comes, on
+// this thread; returns when all have answered or their deadlines passed. A fan-out costs one round
+// trip, not one per agent, and makes no thread: its calls share one completion queue, polled here.
+// `start` begins one target's call (stub.AsyncGet(context, request, queue)); `answered` takes the
+// target, the call's status and the response.
+template <typename Response, typename Start, typename Answered>
+void CallEach(const std::vector<Target*>& targets, Start start, Answered answered) {
+  struct Call {
+    Target* target = nullptr;
+    std::unique_ptr<grpc::ClientContext> context = Within(kCallTimeout);
+    std::unique_ptr<grpc::ClientAsyncResponseReader<Response>> reader;
+    Response response;
+    grpc::Status status;
+  };
+  grpc::CompletionQueue queue;
+  std::vector<Call> calls(targets.size());  // never resized: each call's address is its tag
+  for (size_t i = 0; i < targets.size(); i++) {
+    Call& call = calls[i];
+    call.target = targets[i];
+    call.reader = start(*call.target, call.context.get(), &queue);
+    call.reader->Finish(&call.response, &call.status, &call);
+  }
+  void* tag = nullptr;
+  bool ok = false;
+  for (size_t left = calls.size(); left > 0 && queue.Next(&tag, &ok); left--) {
+    Call& call = *static_cast<Call*>(tag);
+    answered(*call.target, call.status, call.response);
+  }
+  // A queue must be shut down and drained before it is destroyed; nothing is left in it by now.
+  queue.Shutdown();
+  while (queue.Next(&tag, &ok)) {
+  }
+}
+
 // A probe's value as far as it means anything: 501.9 ms, 0.0001234.
 std::string FourDigits(double value) {
   char text[32];
@@ -124,17 +167,18 @@ class LeaseKeeper {
       : thread_([this, &targets, id, ttl, &run] {
           std::unique_lock lock(mutex_);
           while (!wake_.wait_for(lock, ttl / 3, [this] { return stop_; })) {
-            for (auto& target : targets) {
-              if (!target->injected) continue;
-              v1::RenewLeaseRequest request;
-              request.set_id(id);
-              v1::RenewLeaseResponse response;
-              grpc::Status status = target->stub->RenewLease(Within(kCallTimeout).get(), request, &response);
-              if (!status.ok()) {
-                run.Emit("during", "lease-renewal-failed",
-                         {{"agent", target->agent.name}, {"error", status.error_message()}});
-              }
-            }
+            CallEach<v1::RenewLeaseResponse>(
+                Injected(targets),
+                [&id](Target& target, grpc::ClientContext* context, grpc::CompletionQueue* queue) {
+                  v1::RenewLeaseRequest request;
+                  request.set_id(id);
+                  return target.stub->AsyncRenewLease(context, request, queue);
+                },
+                [&run](Target& target, const grpc::Status& status, const v1::RenewLeaseResponse&) {
+                  if (status.ok()) return;
+                  run.Emit("during", "lease-renewal-failed",
+                           {{"agent", target.agent.name}, {"error", status.error_message()}});
+                });
           }
         }) {}
   ~LeaseKeeper() {
@@ -153,48 +197,55 @@ class LeaseKeeper {
   std::thread thread_;
 };
 
+// Every injected agent at once.
 void RevertAll(Targets& targets, const std::string& id, const std::string& reason, Run& run) {
-  for (auto& owned : targets) {
-    Target& target = *owned;
-    if (!target.injected) continue;
-    v1::RevertRequest request;
-    request.set_id(id);
-    request.set_reason(reason);
-    v1::ExperimentStatus status;
-    grpc::Status result = target.stub->Revert(Within(kCallTimeout).get(), request, &status);
-    run.Emit("revert", result.ok() ? "reverted" : "revert-failed",
-             {{"agent", target.agent.name},
-              {"state", result.ok() ? v1::ExperimentState_Name(status.state()).substr(6) : ""},
-              {"error", result.ok() ? "" : result.error_message()}});
-    target.injected = !result.ok();
-  }
+  CallEach<v1::ExperimentStatus>(
+      Injected(targets),
+      [&](Target& target, grpc::ClientContext* context, grpc::CompletionQueue* queue) {
+        v1::RevertRequest request;
+        request.set_id(id);
+        request.set_reason(reason);
+        return target.stub->AsyncRevert(context, request, queue);
+      },
+      [&run](Target& target, const grpc::Status& result, const v1::ExperimentStatus& status) {
+        run.Emit("revert", result.ok() ? "reverted" : "revert-failed",
+                 {{"agent", target.agent.name},
+                  {"state", result.ok() ? v1::ExperimentState_Name(status.state()).substr(6) : ""},
+                  {"error", result.ok() ? "" : result.error_message()}});
+        target.injected = !result.ok();
+      });
 }
 
 // --dry-run: every selected agent answers and implements every fault; nothing is injected.
 int DryRun(const Targets& targets, const ExperimentFile& file, Run& run) {
   int outcome = kRunHeld;
-  for (const auto& target : targets) {
-    v1::CapabilitiesResponse capabilities;
-    grpc::Status status = target->stub->Capabilities(Within(kCallTimeout).get(), {}, &capabilities);
-    if (!status.ok()) {
-      run.Emit("select", "failed", {{"agent", target->agent.name}, {"error", status.error_message()}});
-      outcome = kRunError;
-      continue;
-    }
-    const auto& implemented = capabilities.implemented_faults();
-    std::string missing;
-    const v1::Experiment experiment = ForAgent(file.experiment, target->agent);
-    for (const v1::Fault& fault : experiment.faults()) {
-      const std::string kind(fault.GetDescriptor()->FindFieldByNumber(fault.kind_case())->name());
-      if (std::find(implemented.begin(), implemented.end(), kind) == implemented.end())
-        missing += (missing.empty() ? "" : ",") + kind;
-    }
-    run.Emit("select", missing.empty() ? "ready" : "failed",
-             {{"agent", target->agent.name},
-              {"kernel", capabilities.kernel_release()},
-              {"error", missing.empty() ? "" : Cat("does not implement ", missing)}});
-    if (!missing.empty()) outcome = kRunError;
-  }
+  std::vector<Target*> all;
+  for (const auto& target : targets) all.push_back(target.get());
+  CallEach<v1::CapabilitiesResponse>(
+      all,
+      [](Target& target, grpc::ClientContext* context, grpc::CompletionQueue* queue) {
+        return target.stub->AsyncCapabilities(context, v1::CapabilitiesRequest(), queue);
+      },
+      [&](Target& target, const grpc::Status& status, const v1::CapabilitiesResponse& capabilities) {
+        if (!status.ok()) {
+          run.Emit("select", "failed", {{"agent", target.agent.name}, {"error", status.error_message()}});
+          outcome = kRunError;
+          return;
+        }
+        const auto& implemented = capabilities.implemented_faults();
+        std::string missing;
+        const v1::Experiment experiment = ForAgent(file.experiment, target.agent);
+        for (const v1::Fault& fault : experiment.faults()) {
+          const std::string kind(fault.GetDescriptor()->FindFieldByNumber(fault.kind_case())->name());
+          if (std::find(implemented.begin(), implemented.end(), kind) == implemented.end())
+            missing += (missing.empty() ? "" : ",") + kind;
+        }
+        run.Emit("select", missing.empty() ? "ready" : "failed",
+                 {{"agent", target.agent.name},
+                  {"kernel", capabilities.kernel_release()},
+                  {"error", missing.empty() ? "" : Cat("does not implement ", missing)}});
+        if (!missing.empty()) outcome = kRunError;
+      });
   if (outcome != kRunHeld) return outcome;
   if (!run.Steady(file.steady_state, "before")) {
     run.Emit("before", "not-steady", {});
@@ -246,20 +297,32 @@ int Execute(const ExperimentFile& file, const Inventory& inventory, const RunOpt
       RevertAll(targets, id, "interrupted", run);
       return kRunAborted;
     }
-    for (size_t i = first; i < std::min(targets.size(), first + wave); i++) {
-      v1::InjectRequest request;
-      Target& target = *targets[i];
-      *request.mutable_experiment() = ForAgent(file.experiment, target.agent);
-      request.mutable_experiment()->set_id(id);
-      v1::InjectResponse response;
-      grpc::Status status = target.stub->Inject(Within(kCallTimeout).get(), request, &response);
-      if (!status.ok()) {
-        run.Emit("inject", "failed", {{"agent", target.agent.name}, {"error", status.error_message()}});
-        RevertAll(targets, id, Cat("agent ", target.agent.name, " failed to inject"), run);
-        return kRunError;
-      }
-      target.injected = true;
-      run.Emit("inject", "active", {{"agent", target.agent.name}, {"id", id}});
+    // The whole wave at once. If an agent refuses, the others of the wave may have taken it by then:
+    // everything injected so far is reverted.
+    std::vector<Target*> agents_of_wave;
+    for (size_t i = first; i < std::min(targets.size(), first + wave); i++)
+      agents_of_wave.push_back(targets[i].get());
+    std::string refused;  // the first agent of the wave that failed
+    CallEach<v1::InjectResponse>(
+        agents_of_wave,
+        [&](Target& target, grpc::ClientContext* context, grpc::CompletionQueue* queue) {
+          v1::InjectRequest request;
+          *request.mutable_experiment() = ForAgent(file.experiment, target.agent);
+          request.mutable_experiment()->set_id(id);
+          return target.stub->AsyncInject(context, request, queue);
+        },
+        [&](Target& target, const grpc::Status& status, const v1::InjectResponse&) {
+          if (!status.ok()) {
+            run.Emit("inject", "failed", {{"agent", target.agent.name}, {"error", status.error_message()}});
+            if (refused.empty()) refused = target.agent.name;
+            return;
+          }
+          target.injected = true;
+          run.Emit("inject", "active", {{"agent", target.agent.name}, {"id", id}});
+        });
+    if (!refused.empty()) {
+      RevertAll(targets, id, Cat("agent ", refused, " failed to inject"), run);
+      return kRunError;
     }
   }
 
@@ -273,20 +336,21 @@ int Execute(const ExperimentFile& file, const Inventory& inventory, const RunOpt
       break;
     }
     if (Clock::now() - injected_at >= duration) break;
-    for (auto& owned : targets) {
-      Target& target = *owned;
-      v1::GetRequest request;
-      request.set_id(id);
-      v1::ExperimentStatus status;
-      grpc::Status result = target.stub->Get(Within(kCallTimeout).get(), request, &status);
-      if (!result.ok() || status.state() != v1::STATE_ACTIVE) {
-        run.Emit("during", "agent-ended",
-                 {{"agent", target.agent.name},
-                  {"state", result.ok() ? v1::ExperimentState_Name(status.state()).substr(6) : ""},
-                  {"error", result.ok() ? status.reason() : result.error_message()}});
-        outcome = kRunAborted;
-      }
-    }
+    CallEach<v1::ExperimentStatus>(
+        Injected(targets),
+        [&id](Target& target, grpc::ClientContext* context, grpc::CompletionQueue* queue) {
+          v1::GetRequest request;
+          request.set_id(id);
+          return target.stub->AsyncGet(context, request, queue);
+        },
+        [&](Target& target, const grpc::Status& result, const v1::ExperimentStatus& status) {
+          if (result.ok() && status.state() == v1::STATE_ACTIVE) return;
+          run.Emit("during", "agent-ended",
+                   {{"agent", target.agent.name},
+                    {"state", result.ok() ? v1::ExperimentState_Name(status.state()).substr(6) : ""},
+                    {"error", result.ok() ? status.reason() : result.error_message()}});
+          outcome = kRunAborted;
+        });
     if (outcome != kRunHeld) break;
     failures = run.Steady(file.steady_state, "during") ? 0 : failures + 1;
     if (failures >= file.steady_state.failures_to_abort) {

@@ -188,6 +188,22 @@ class ThreeNodesTest : public ::testing::Test {
                : -1;
   }
 
+  // A partition of all three toward 198.18.1.99, which no node has: a real fault that nothing notices.
+  std::string QuietPartition(const std::string& duration) const {
+    const std::string file = directory_ + "/quiet.yaml";
+    std::ofstream(file) << Cat(R"(apiVersion: faultline/v1
+kind: Experiment
+metadata: {name: quiet-partition}
+spec:
+  duration: )",
+                               duration, R"(
+  faults:
+    - partition: {}
+      target: {interface: placeholder, direction: both, peers: [198.18.1.99/32]}
+)");
+    return file;
+  }
+
   std::string prefix_;
   std::string directory_;
   std::vector<std::string> made_;
@@ -245,6 +261,70 @@ spec:
     EXPECT_EQ(TcOf(n), clean[n - 1]) << "node " << n << " was not put back";
   }
   EXPECT_TRUE(Pings(2, 1)) << "node 1 is still cut off after the revert";
+}
+
+// The agents of a wave are injected at once: node 1's agent, stopped, holds up its own call only.
+TEST_F(ThreeNodesTest, AStoppedAgentDoesNotHoldUpTheOthersOfItsWave) {
+  const std::string clean[] = {TcOf(1), TcOf(2), TcOf(3)};
+  const std::string file = QuietPartition("3s");
+  agents_[0]->Signal(SIGSTOP);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, STDOUT_FILENO);
+    dup2(null, STDERR_FILENO);
+    const std::string inventory = directory_ + "/inventory.yaml";
+    execl(FAULTCTL_PATH, FAULTCTL_PATH, "run", file.c_str(), "--inventory", inventory.c_str(), nullptr);
+    _exit(127);
+  }
+  // One after the other, nodes 2 and 3 would wait for node 1's call to time out (10 s), and then not be
+  // injected at all.
+  bool others_active = false;
+  for (int i = 0; i < 500 && !others_active; i++) {
+    others_active = ActiveOn(2) == 1 && ActiveOn(3) == 1;
+    if (!others_active) std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_TRUE(others_active) << "nodes 2 and 3 waited for the stopped node 1";
+  EXPECT_NE(TcOf(2), clean[1]);
+  EXPECT_NE(TcOf(3), clean[2]);
+  // Resumed well within its call's deadline, node 1 takes the fault too, and the run holds.
+  agents_[0]->Signal(SIGCONT);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  for (int n = 1; n <= 3; n++) {
+    EXPECT_EQ(ActiveOn(n), 0) << "node " << n;
+    EXPECT_EQ(TcOf(n), clean[n - 1]) << "node " << n << " was not put back";
+  }
+}
+
+TEST_F(ThreeNodesTest, AnAgentThatRefusesHasEveryAgentOfItsWaveReverted) {
+  const std::string clean[] = {TcOf(1), TcOf(2), TcOf(3)};
+  // Node 1, first in the inventory, is aimed at an interface it does not have.
+  const std::string inventory = directory_ + "/refusing.yaml";
+  std::string agents;
+  for (int n = 1; n <= 3; n++) {
+    agents +=
+        Cat("  - {name: node-", n, ", address: 'unix:", agents_[static_cast<size_t>(n - 1)]->socket_path(),
+            "', interface: ", n == 1 ? "fl-absent" : "eth0", "}\n");
+  }
+  std::ofstream(inventory) << "apiVersion: faultline/v1\nkind: Inventory\nagents:\n" << agents;
+  CommandResult run = RunCommand(
+      Cat(FAULTCTL_PATH, " run ", QuietPartition("60s"), " --inventory ", inventory, " --no-progress"));
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("inject failed agent=node-1 error="), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("fl-absent: no such device"), std::string::npos) << run.output;
+  // The others of the wave were asked at the same time as node 1, took the fault, and gave it back.
+  for (int n = 2; n <= 3; n++) {
+    EXPECT_NE(run.output.find(Cat("inject active agent=node-", n)), std::string::npos) << run.output;
+    EXPECT_NE(run.output.find(Cat("revert reverted agent=node-", n, " state=REVERTED")), std::string::npos)
+        << run.output;
+  }
+  for (int n = 1; n <= 3; n++) {
+    EXPECT_EQ(ActiveOn(n), 0) << "node " << n;
+    EXPECT_EQ(TcOf(n), clean[n - 1]) << "node " << n << " was not put back";
+  }
 }
 
 }  // namespace
