@@ -48,6 +48,7 @@ struct Options {
   std::string host_netns;  // a name under /run/netns
   std::string interface = "flb-host";
   std::string out = ".";
+  std::string work = ".";  // the scripts and their input files (tens of MB at 100 000 peers)
   std::vector<int> peers = {1, 100, 10'000, 100'000};
   int cap_ms = 30'000;
 };
@@ -164,9 +165,7 @@ class ScriptMethod : public Method {
   void Clear() override { Run("clear"); }
 
  protected:
-  std::string Path(const std::string& step) const {
-    return Cat(options_.out, "/many-peers-", name(), ".", step);
-  }
+  std::string Path(const std::string& step) const { return Cat(options_.work, "/", name(), ".", step); }
 
   Step Run(const std::string& step) {
     TimedRun run = RunScriptInNetns(options_.host_netns, Path(step + ".sh"), milliseconds(options_.cap_ms));
@@ -422,6 +421,7 @@ int main(int argc, char** argv) {
   app.add_option("--host-netns", options.host_netns, "the namespace faults apply in (flb-*)")->required();
   app.add_option("--interface", options.interface, "an interface in it");
   app.add_option("--out", options.out, "directory for the results");
+  app.add_option("--work", options.work, "directory for the scripts and their input files");
   app.add_option("--peers", options.peers, "the numbers of peers to measure")->delimiter(',');
   app.add_option("--cap-ms", options.cap_ms, "longest a step may take before it is stopped");
   CLI11_PARSE(app, argc, argv);

@@ -269,6 +269,7 @@ struct Options {
   std::string interface = "flb-host";
   std::string host_address = "198.18.0.1", peer_address = "198.18.0.2";
   std::string out = ".";
+  std::string work = ".";  // the scripts' files
   int runs = 200;
   int cap_ms = 10'000;
 };
@@ -363,9 +364,11 @@ class Bench {
   // A baseline: two script files run in the host namespace.
   void Script(Row& row, const std::string& tool, const std::string& inject, const std::string& revert) {
     row.tool = tool;
-    std::string base = Cat(options_.out, "/inject-latency-", row.fault, "-", tool);
+    std::string base = Cat(options_.work, "/", row.fault, "-", tool);
     WriteFile(base + ".inject.sh", "set -e\n" + inject);
     WriteFile(base + ".revert.sh", "set -e\n" + revert);
+    scripts_ += Cat("- ", row.fault, ", ", tool, ": inject `", Oneline(inject), "`; revert `",
+                    Oneline(revert), "`\n");
     auto run = [this](std::string path) {
       return [this, path](std::string* error) {
         TimedRun run = RunScriptInNetns(options_.host_netns, path, milliseconds(options_.cap_ms));
@@ -440,7 +443,7 @@ class Bench {
   // What every script pays before its first command: `ip netns exec` and a shell. Reported apart, so
   // that a reader can tell the commands' own cost from it.
   void MeasureFloor() {
-    std::string path = options_.out + "/inject-latency-floor.sh";
+    std::string path = options_.work + "/floor.sh";
     WriteFile(path, "true\n");
     std::vector<double> ms;
     for (int i = 0; i < options_.runs; i++) {
@@ -527,6 +530,13 @@ class Bench {
     int runs = 0, failed = 0;
   };
 
+  // A script's lines joined with "; ", for the table of scripts.
+  static std::string Oneline(std::string script) {
+    while (!script.empty() && script.back() == '\n') script.pop_back();
+    for (size_t at; (at = script.find('\n')) != std::string::npos;) script.replace(at, 1, "; ");
+    return script;
+  }
+
   static std::string Ms(double v) {
     if (std::isnan(v)) return "–";
     return Cat(std::fixed, std::setprecision(v < 10 ? 2 : 1), v);
@@ -580,6 +590,8 @@ class Bench {
            << " | " << ratio(theirs.revert, ours.revert, 99) << " |\n";
       }
     }
+    md << "\n## The scripts\n\nEach run as `ip netns exec NS sh FILE` (FILE starts with `set -e`):\n\n"
+       << scripts_;
     md << "\nRaw: inject-latency.csv (one row per run; revert_send_ms is the send time of that first "
           "datagram, the call columns are when the call returned).\n";
     WriteFile(options_.out + "/inject-latency.md", md.str());
@@ -592,6 +604,7 @@ class Bench {
   std::ofstream csv_;
   std::vector<Summary> summaries_;
   double floor_p50_ = 0, floor_p99_ = 0;
+  std::string scripts_;  // Markdown: what each baseline ran
   int counter_ = 0;
 };
 
@@ -609,6 +622,7 @@ int main(int argc, char** argv) {
   app.add_option("--host-address", options.host_address);
   app.add_option("--peer-address", options.peer_address);
   app.add_option("--out", options.out, "directory for the results");
+  app.add_option("--work", options.work, "directory for the scripts' files");
   app.add_option("--runs", options.runs, "inject/revert cycles per row")->check(CLI::Range(1, 10000));
   app.add_option("--cap-ms", options.cap_ms, "longest a call or script may take");
   CLI11_PARSE(app, argc, argv);
