@@ -312,6 +312,7 @@ int Main(const Options& options) {
       return 1;
     }
   }
+  const std::string load_before = LoadAverage();
   std::vector<std::unique_ptr<Method>> methods;
   methods.push_back(std::make_unique<Faultline>(**stub, options));
   methods.push_back(std::make_unique<Ipset>(options));
@@ -370,8 +371,9 @@ int Main(const Options& options) {
   md << "# A partition aimed at many peers\n\n"
      << "Time to apply a partition to N peer /32s (egress, one veth in the bench's namespace), and to change "
         "the set (half of the peers replaced by new ones). Median over 20 repetitions (N ≤ 100), 5 (10 000) "
-        "or 3 (100 000). A step over "
-     << options.cap_ms / 1000 << " s is stopped and shown as \"> " << options.cap_ms / 1000 << " s\".\n\n"
+        "or 3 (100 000); load average "
+     << load_before << " before, " << LoadAverage() << " after. A step over " << options.cap_ms / 1000
+     << " s is stopped and shown as \"> " << options.cap_ms / 1000 << " s\".\n\n"
      << "- **faultline**: one gRPC Inject with N peers (apply); Revert, then Inject with the new set "
         "(change: "
         "the API has no in-place update of a running experiment).\n"

@@ -26,6 +26,9 @@ TimedRun RunScriptInNetns(const std::string& netns, const std::string& script, s
 // Writes `text` to `path`, replacing it; false on an I/O error.
 bool WriteFile(const std::string& path, const std::string& text);
 
+// /proc/loadavg's first three fields: how busy the machine was, for a reader judging the numbers.
+std::string LoadAverage();
+
 // The value at percentile `p` (0..100) by the nearest-rank method; NaN for no values.
 double Percentile(std::vector<double> values, double p);
 

@@ -294,6 +294,7 @@ class Bench {
       if (feature.name() == "netem" && feature.available()) netem_missing.clear();
     }
     kernel_ = caps.kernel_release();
+    load_before_ = LoadAverage();
 
     std::vector<Row> rows = Rows(netem_missing);
     csv_.open(options_.out + "/inject-latency.csv", std::ios::trunc);
@@ -548,7 +549,8 @@ class Bench {
     std::ostringstream md;
     md << "# Time to inject and to revert, on the wire\n\n"
        << "Kernel " << kernel_ << ", " << std::thread::hardware_concurrency() << " CPUs, " << options_.runs
-       << " runs per row. A UDP stream of 1000-byte datagrams every 100 µs from the host namespace to "
+       << " runs per row; load average " << load_before_ << " before, " << LoadAverage()
+       << " after. A UDP stream of 1000-byte datagrams every 100 µs from the host namespace to "
           "the peer; a fault's target is that peer (faultline: a /32 target; scripts as noted).\n\n"
        << "- **inject**: from just before the call (faultline: the gRPC Inject on the agent's unix socket; "
           "script: spawning `ip netns exec NS sh SCRIPT`) to the send time of the first datagram that is "
@@ -601,6 +603,7 @@ class Bench {
   Options options_;
   std::unique_ptr<v1::Agent::Stub> stub_;
   std::string kernel_;
+  std::string load_before_;
   std::ofstream csv_;
   std::vector<Summary> summaries_;
   double floor_p50_ = 0, floor_p99_ = 0;
