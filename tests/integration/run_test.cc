@@ -204,6 +204,20 @@ spec:
     return file;
   }
 
+  // `faultctl run FILE --inventory` of the three nodes, in the background, its output discarded.
+  pid_t StartRun(const std::string& file) const {
+    pid_t pid = fork();
+    if (pid == 0) {
+      int null = open("/dev/null", O_WRONLY);
+      dup2(null, STDOUT_FILENO);
+      dup2(null, STDERR_FILENO);
+      const std::string inventory = directory_ + "/inventory.yaml";
+      execl(FAULTCTL_PATH, FAULTCTL_PATH, "run", file.c_str(), "--inventory", inventory.c_str(), nullptr);
+      _exit(127);
+    }
+    return pid;
+  }
+
   std::string prefix_;
   std::string directory_;
   std::vector<std::string> made_;
@@ -234,15 +248,7 @@ spec:
     during: {interval: 1s, failuresToAbort: 3}
     after: {within: 10s}
 )");
-  pid_t pid = fork();
-  if (pid == 0) {
-    int null = open("/dev/null", O_WRONLY);
-    dup2(null, STDOUT_FILENO);
-    dup2(null, STDERR_FILENO);
-    const std::string inventory = directory_ + "/inventory.yaml";
-    execl(FAULTCTL_PATH, FAULTCTL_PATH, "run", file.c_str(), "--inventory", inventory.c_str(), nullptr);
-    _exit(127);
-  }
+  pid_t pid = StartRun(file);
   bool all_active = false;
   for (int i = 0; i < 500 && !all_active; i++) {
     all_active = ActiveOn(1) == 1 && ActiveOn(2) == 1 && ActiveOn(3) == 1;
@@ -268,15 +274,7 @@ TEST_F(ThreeNodesTest, AStoppedAgentDoesNotHoldUpTheOthersOfItsWave) {
   const std::string clean[] = {TcOf(1), TcOf(2), TcOf(3)};
   const std::string file = QuietPartition("3s");
   agents_[0]->Signal(SIGSTOP);
-  pid_t pid = fork();
-  if (pid == 0) {
-    int null = open("/dev/null", O_WRONLY);
-    dup2(null, STDOUT_FILENO);
-    dup2(null, STDERR_FILENO);
-    const std::string inventory = directory_ + "/inventory.yaml";
-    execl(FAULTCTL_PATH, FAULTCTL_PATH, "run", file.c_str(), "--inventory", inventory.c_str(), nullptr);
-    _exit(127);
-  }
+  pid_t pid = StartRun(file);
   // One after the other, nodes 2 and 3 would wait for node 1's call to time out (10 s), and then not be
   // injected at all.
   bool others_active = false;
