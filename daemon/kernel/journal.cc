@@ -154,8 +154,10 @@ absl::StatusOr<JournalEntry> Journal::Record(journal::Change change) {
   *line.mutable_change() = std::move(change);
   std::string text = ToJsonLine(line);
   // One write(2) per line: O_APPEND keeps the lines whole and in order.
+  // Not fsync'd: the line must outlive this process, not the machine. Once write(2) returns, the page
+  // cache holds it for the next agent even after a kill -9; a reboot removes every change it records
+  // (qdiscs, filters, ifb devices, processes), and the boot_id makes the replay skip it.
   absl::Status written = WriteAll(fd_, text);
-  if (written.ok() && fsync(fd_) != 0) written = absl::UnavailableError(std::strerror(errno));
   if (!written.ok()) {
     return absl::UnavailableError(Cat("cannot write the journal ", path_, " (", written.message(),
                                       "), so faultline does not make the change: ", line.change().what()));
@@ -175,8 +177,8 @@ void Journal::Complete(uint64_t id, bool compact) {
   journal::Line line;
   line.set_id(id);
   line.mutable_done()->set_time(log::Timestamp());
-  // Not fsync'd: losing a done line only makes the next start undo the change again, which finds
-  // nothing (every undo is idempotent). The compaction below is.
+  // A done line that never reaches the file (a full disk) only makes the next start undo the change
+  // again, which finds nothing: every undo is idempotent.
   if (absl::Status written = WriteAll(fd_, ToJsonLine(line)); !written.ok()) {
     log::Warning("journal.write_failed").With("path", path_).With("error", written.ToString());
   }
@@ -190,9 +192,8 @@ void Journal::Compact() {
   int fd = open(temporary.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   absl::Status status = fd < 0 ? absl::UnavailableError(std::strerror(errno)) : absl::OkStatus();
   for (auto it = open_.begin(); status.ok() && it != open_.end(); ++it) status = WriteAll(fd, it->second);
-  // The new file's contents, then its name, then the directory: a crash at any point leaves either
-  // the old journal or the new one, each whole.
-  if (status.ok() && fsync(fd) != 0) status = absl::UnavailableError(std::strerror(errno));
+  // The new file's contents, then its name: an agent killed at any point leaves either the old journal
+  // or the new one, each whole (rename(2) is atomic; as with Record, nothing here must survive a reboot).
   if (status.ok() && rename(temporary.c_str(), path_.c_str()) != 0) {
     status = absl::UnavailableError(std::strerror(errno));
   }
@@ -202,7 +203,6 @@ void Journal::Compact() {
     log::Warning("journal.compact_failed").With("path", path_).With("error", status.ToString());
     return;
   }
-  fsync(directory_fd_);
   close(fd_);
   fd_ = fd;  // renamed: this is the journal now
   dirty_ = !open_.empty();

@@ -1,8 +1,8 @@
-// The journal: every kernel change faultline makes is written to STATE_DIR/journal and fsync'd before
-// it is made, and marked done once it is undone, so that an agent started after a crash undoes what
-// the crashed one left behind (Journal::Replay). Legacy tc objects (qdiscs, cls_bpf filters, ifb
-// devices) outlive the process that made them; BPF programs and maps do not, unless a filter holds
-// them, so the filter's entry covers its program.
+// The journal: every kernel change faultline makes is written to STATE_DIR/journal before it is made, and
+// marked done once it is undone, so that an agent started after a crash undoes what the crashed one left
+// behind (Journal::Replay). Legacy tc objects (qdiscs, cls_bpf filters, ifb devices) outlive the process that
+// made them; BPF programs and maps do not, unless a filter holds them, so the filter's entry covers its
+// program.
 //
 // The kernel layer's RAII classes record their own changes (RecordChange) and complete the entries
 // when they undo them (JournalEntry::Done); fault drivers never see the journal. A process has one
@@ -86,8 +86,8 @@ class Journal {
   // ("journal.replayed"), then compacts the file. Call once, before any Record.
   ReplaySummary Replay();
 
-  // Writes `change` and fsyncs it: only then may the change be made. An error means the change must
-  // not be made.
+  // Writes `change` (one write(2); not fsync'd, as nothing it records survives a reboot): only then may the
+  // change be made. An error means the change must not be made.
   absl::StatusOr<JournalEntry> Record(journal::Change change);
 
   // Test only (faultlined --test-crash-after-journal-writes): SIGKILLs the process right after the
