@@ -19,15 +19,16 @@
 
 #include "target_abi.h"
 
-/* Set by the daemon before load; changed later only by whole-map updates. */
+/* Zero when loaded (a deadline of 0: nothing matches); the daemon writes it, through the mmapped
+ * .bss, after load and before the program is attached. */
 struct fl_target_config config = {};
 
-/* max_entries of the tries are resized by the daemon to the target's size before load. */
+/* Not preallocated: max_entries only caps a trie, which holds what the daemon puts in. */
 struct {
   __uint(type, BPF_MAP_TYPE_LPM_TRIE);
   __type(key, struct fl_lpm_v4);
   __type(value, __u8);
-  __uint(max_entries, 1);
+  __uint(max_entries, FL_TRIE_MAX_ENTRIES);
   __uint(map_flags, BPF_F_NO_PREALLOC);
 } peers_v4 SEC(".maps"), excluded_v4 SEC(".maps");
 
@@ -35,7 +36,7 @@ struct {
   __uint(type, BPF_MAP_TYPE_LPM_TRIE);
   __type(key, struct fl_lpm_v6);
   __type(value, __u8);
-  __uint(max_entries, 1);
+  __uint(max_entries, FL_TRIE_MAX_ENTRIES);
   __uint(map_flags, BPF_F_NO_PREALLOC);
 } peers_v6 SEC(".maps"), excluded_v6 SEC(".maps");
 

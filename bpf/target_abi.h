@@ -16,6 +16,10 @@
 #define FL_MATCH_ANY_PEER (1u << 0) /* no peer list: every address matches */
 #define FL_MATCH_PORTS (1u << 1)    /* only packets with a source or destination port in the port map */
 
+/* The most entries one LPM trie (a target's peers or exclusions of one family) takes. The tries are
+ * not preallocated, so a program is loaded with this cap before anyone knows its target. */
+#define FL_TRIE_MAX_ENTRIES (1u << 24)
+
 /* One 64-bit word per 64 ports: bit (port % 64) of word (port / 64). */
 #define FL_PORT_WORDS 1024
 

@@ -27,6 +27,7 @@
 #include "kernel/capabilities.h"
 #include "kernel/guard_map.h"
 #include "kernel/journal.h"
+#include "kernel/program_pool.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_server.h"
@@ -36,6 +37,10 @@
 namespace {
 
 using faultline::api::Cat;
+
+// Instances of each BPF program kept loaded (kernel/program_pool.h): enough for an experiment with a
+// partition and a loss, or a shaping fault both ways, to load nothing.
+constexpr size_t kPreloadedPrograms = 2;
 
 // A socket file nobody listens on is left by an agent that died; one that answers is a live agent.
 bool SomeoneListens(const std::string& path) {
@@ -258,6 +263,12 @@ int main(int argc, char** argv) {
     faultline::log::Warning("guard.unavailable").With("error", std::string(guard_map.status().message()));
   }
   faultline::ControlPlaneGuard guard(guard_map.ok() ? guard_map->get() : nullptr);
+  // Programs verified before a fault needs them; they share the guard's map, so after it.
+  std::optional<faultline::kernel::ProgramPool> program_pool;
+  if (features.Has("bpf")) {
+    program_pool.emplace(kPreloadedPrograms);
+    faultline::kernel::ProgramPool::Install(&*program_pool);
+  }
   faultline::faults::FaultDrivers drivers(features, {.memory_floor_bytes = *memory_floor});
   faultline::ExperimentManager manager(drivers, limits, &metrics);
   metrics_registry.OnCollect([&] {

@@ -5,10 +5,10 @@
 
 #include <cerrno>
 #include <cstring>
-#include <functional>
 #include <ios>
 
 #include "faultline/api/cat.h"
+#include "kernel/program_pool.h"
 #include "target_abi.h"
 
 // The skeleton uses the ABI's types, so it comes after target_abi.h.
@@ -19,34 +19,13 @@ namespace {
 
 using api::Cat;
 
-using Skeleton = std::unique_ptr<classify, void (*)(classify*)>;
-
-// The skeleton holds both programs; an instance plays one role.
-enum class Role { kClassify, kRedirect };
+using Role = ClassifyProgram::Role;
 
 bpf_program* ProgramOf(const classify& skeleton, Role role) {
-  return role == Role::kClassify ? skeleton.progs.fl_classify : skeleton.progs.fl_redirect;
+  return role == Role::kClassifier ? skeleton.progs.fl_classify : skeleton.progs.fl_redirect;
 }
 
-// Opens the skeleton, loads only the program of `role` (the other would be a second verified copy of
-// the matching code, never attached) and fills the target; `configure` writes the role's config fields.
-absl::StatusOr<Skeleton> Load(const char* name, const TargetSpec& target, Role role,
-                              const std::function<void(fl_target_config&)>& configure) {
-  Skeleton skeleton(classify::open(), classify::destroy);
-  if (skeleton == nullptr) return absl::InternalError(Cat(name, ": cannot open: ", std::strerror(errno)));
-  for (Role each : {Role::kClassify, Role::kRedirect}) {
-    bpf_program__set_autoload(ProgramOf(*skeleton, each), each == role);
-  }
-  const TargetMaps maps = TargetMapsOf(*skeleton);
-  fl_target_config& config = skeleton->bss->config;
-  if (auto s = PrepareTarget(name, target, maps, config); !s.ok()) return s;
-  configure(config);
-  if (int err = classify::load(skeleton.get()); err != 0) {
-    return absl::FailedPreconditionError(Cat(name, ": the kernel refused to load it: ", std::strerror(-err)));
-  }
-  if (auto s = FillTarget(name, target, maps); !s.ok()) return s;
-  return skeleton;
-}
+const char* NameOf(Role role) { return role == Role::kClassifier ? "classify program" : "redirect program"; }
 
 // A priority of MAJOR:0 names the qdisc itself: htb would send the packet out unshaped (HTB_DIRECT).
 absl::Status CheckClassid(const char* name, uint32_t classid) {
@@ -57,26 +36,46 @@ absl::Status CheckClassid(const char* name, uint32_t classid) {
 
 }  // namespace
 
+absl::StatusOr<std::unique_ptr<ClassifyProgram>> ClassifyProgram::Preload(Role role) {
+  const char* name = NameOf(role);
+  classify* skeleton = classify::open();
+  if (skeleton == nullptr) return absl::InternalError(Cat(name, ": cannot open: ", std::strerror(errno)));
+  auto program = std::unique_ptr<ClassifyProgram>(new ClassifyProgram(skeleton, ProgramOf(*skeleton, role)));
+  for (Role each : {Role::kClassifier, Role::kRedirect}) {
+    bpf_program__set_autoload(ProgramOf(*skeleton, each), each == role);
+  }
+  if (auto s = ShareGuard(name, TargetMapsOf(*skeleton)); !s.ok()) return s;
+  if (int err = classify::load(skeleton); err != 0) {
+    return absl::FailedPreconditionError(Cat(name, ": the kernel refused to load it: ", std::strerror(-err)));
+  }
+  return program;
+}
+
+absl::StatusOr<std::unique_ptr<ClassifyProgram>> ClassifyProgram::Load(Role role, const TargetSpec& target,
+                                                                       uint32_t classid) {
+  const char* name = NameOf(role);
+  if (auto s = CheckClassid(name, classid); !s.ok()) return s;
+  std::unique_ptr<ClassifyProgram> program;
+  if (ProgramPool* pool = ProgramPool::Installed()) program = pool->TakeClassify(role);
+  if (program == nullptr) {
+    auto loaded = Preload(role);
+    if (!loaded.ok()) return loaded.status();
+    program = std::move(*loaded);
+  }
+  fl_target_config& config = program->skeleton_->bss->config;
+  config.classid = classid;
+  if (auto s = ConfigureTarget(name, target, TargetMapsOf(*program->skeleton_), config); !s.ok()) return s;
+  return program;
+}
+
 absl::StatusOr<std::unique_ptr<ClassifyProgram>> ClassifyProgram::LoadClassifier(const TargetSpec& target,
                                                                                  uint32_t classid) {
-  constexpr const char* kName = "classify program";
-  if (auto s = CheckClassid(kName, classid); !s.ok()) return s;
-  auto skeleton =
-      Load(kName, target, Role::kClassify, [&](fl_target_config& config) { config.classid = classid; });
-  if (!skeleton.ok()) return skeleton.status();
-  bpf_program* program = ProgramOf(**skeleton, Role::kClassify);
-  return std::unique_ptr<ClassifyProgram>(new ClassifyProgram(skeleton->release(), program));
+  return Load(Role::kClassifier, target, classid);
 }
 
 absl::StatusOr<std::unique_ptr<ClassifyProgram>> ClassifyProgram::LoadRedirect(const TargetSpec& target,
                                                                                uint32_t classid) {
-  constexpr const char* kName = "redirect program";
-  if (auto s = CheckClassid(kName, classid); !s.ok()) return s;
-  auto skeleton =
-      Load(kName, target, Role::kRedirect, [&](fl_target_config& config) { config.classid = classid; });
-  if (!skeleton.ok()) return skeleton.status();
-  bpf_program* program = ProgramOf(**skeleton, Role::kRedirect);
-  return std::unique_ptr<ClassifyProgram>(new ClassifyProgram(skeleton->release(), program));
+  return Load(Role::kRedirect, target, classid);
 }
 
 ClassifyProgram::~ClassifyProgram() { classify::destroy(skeleton_); }

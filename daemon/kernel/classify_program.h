@@ -23,6 +23,11 @@ struct ClassifyStats {
 
 class ClassifyProgram {
  public:
+  enum class Role {
+    kClassifier,  // fl_classify
+    kRedirect,    // fl_redirect
+  };
+
   // fl_classify, for a clsact egress hook: a matching packet gets skb->priority = `classid`
   // (MAJOR:MINOR of a class of the device's root qdisc), which htb and prio follow before any
   // filter. The verdict is always TC_ACT_UNSPEC, so other faults' filters still see the packet.
@@ -33,6 +38,10 @@ class ClassifyProgram {
   // FL_REDIRECT_SELECT, which runs the filter's redirect to the ifb; others get FL_REDIRECT_SKIP.
   static absl::StatusOr<std::unique_ptr<ClassifyProgram>> LoadRedirect(const TargetSpec& target,
                                                                        uint32_t classid);
+  // Both take an instance the installed ProgramPool loaded ahead, or load one now. This loads the
+  // program of `role` only (the other would be a second verified copy of the matching code, never
+  // attached), matching nothing (deadline 0): what the pool keeps.
+  static absl::StatusOr<std::unique_ptr<ClassifyProgram>> Preload(Role role);
   ~ClassifyProgram();
   ClassifyProgram(const ClassifyProgram&) = delete;
   ClassifyProgram& operator=(const ClassifyProgram&) = delete;
@@ -42,6 +51,8 @@ class ClassifyProgram {
 
  private:
   ClassifyProgram(classify* skeleton, bpf_program* program) : skeleton_(skeleton), program_(program) {}
+  static absl::StatusOr<std::unique_ptr<ClassifyProgram>> Load(Role role, const TargetSpec& target,
+                                                               uint32_t classid);
   classify* skeleton_;
   bpf_program* program_;  // the one of the skeleton's programs this instance loaded
 };

@@ -24,7 +24,10 @@ struct DropStats {
 
 class DropProgram {
  public:
+  // An instance for `spec`: one the installed ProgramPool loaded ahead, or one loaded now.
   static absl::StatusOr<std::unique_ptr<DropProgram>> Load(const DropSpec& spec);
+  // Loaded (both entry points verified) but matching nothing: its deadline is 0. What the pool keeps.
+  static absl::StatusOr<std::unique_ptr<DropProgram>> Preload();
   ~DropProgram();
   DropProgram(const DropProgram&) = delete;
   DropProgram& operator=(const DropProgram&) = delete;
@@ -35,6 +38,7 @@ class DropProgram {
 
  private:
   explicit DropProgram(drop* skeleton) : skeleton_(skeleton) {}
+  absl::Status Configure(const DropSpec& spec);
   drop* skeleton_;
 };
 

@@ -3,7 +3,6 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <ios>
@@ -21,14 +20,6 @@ using api::Cat;
 
 absl::Status MapError(const char* program, const char* map, int err) {
   return absl::InternalError(Cat(program, ": cannot fill map ", map, ": ", std::strerror(-err)));
-}
-
-// LPM tries hold exactly what the target lists (at least one entry: the kernel refuses zero).
-void SizeTries(bpf_map* v4, bpf_map* v6, const std::vector<api::Cidr>& cidrs) {
-  auto v4_count = std::count_if(cidrs.begin(), cidrs.end(), [](const api::Cidr& c) { return c.family == 4; });
-  auto v6_count = static_cast<long>(cidrs.size()) - v4_count;
-  bpf_map__set_max_entries(v4, static_cast<__u32>(std::max(1L, v4_count)));
-  bpf_map__set_max_entries(v6, static_cast<__u32>(std::max(1L, v6_count)));
 }
 
 // Fills the v4 and v6 LPM tries of one list; a trie's value is unused (presence is the match).
@@ -52,27 +43,22 @@ absl::Status FillTries(const char* program, bpf_map* v4, bpf_map* v6, const std:
 
 }  // namespace
 
-absl::Status PrepareTarget(const char* program, const TargetSpec& spec, const TargetMaps& maps,
-                           fl_target_config& config) {
+absl::Status ShareGuard(const char* program, const TargetMaps& maps) {
+  const GuardMap* guard = GuardMap::Installed();
+  if (guard == nullptr) return absl::OkStatus();
+  if (int err = bpf_map__reuse_fd(maps.guarded, guard->fd()); err != 0) {
+    return absl::InternalError(
+        Cat(program, ": cannot share the control-plane guard's map: ", std::strerror(-err)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ConfigureTarget(const char* program, const TargetSpec& spec, const TargetMaps& maps,
+                             fl_target_config& config) {
   if (spec.protocols == 0 || (spec.protocols & ~FL_PROTO_ALL) != 0) {
     return absl::InvalidArgumentError(Cat(program, ": protocol mask 0x", std::hex, spec.protocols,
                                           " selects no packets; use FL_PROTO_* bits"));
   }
-  if (const GuardMap* guard = GuardMap::Installed()) {
-    if (int err = bpf_map__reuse_fd(maps.guarded, guard->fd()); err != 0) {
-      return absl::InternalError(
-          Cat(program, ": cannot share the control-plane guard's map: ", std::strerror(-err)));
-    }
-  }
-  SizeTries(maps.peers_v4, maps.peers_v6, spec.peers);
-  SizeTries(maps.excluded_v4, maps.excluded_v6, spec.excluded);
-  config.deadline_ns = spec.deadline_ns;
-  config.protocols = spec.protocols;
-  config.flags = (spec.peers.empty() ? FL_MATCH_ANY_PEER : 0) | (spec.ports.empty() ? 0 : FL_MATCH_PORTS);
-  return absl::OkStatus();
-}
-
-absl::Status FillTarget(const char* program, const TargetSpec& spec, const TargetMaps& maps) {
   if (auto s = FillTries(program, maps.peers_v4, maps.peers_v6, spec.peers); !s.ok()) return s;
   if (auto s = FillTries(program, maps.excluded_v4, maps.excluded_v6, spec.excluded); !s.ok()) return s;
 
@@ -86,6 +72,9 @@ absl::Status FillTarget(const char* program, const TargetSpec& spec, const Targe
         bpf_map__update_elem(maps.ports, &word, sizeof(word), &words[word], sizeof(words[word]), BPF_ANY);
     if (err != 0) return MapError(program, "ports", err);
   }
+  config.protocols = spec.protocols;
+  config.flags = (spec.peers.empty() ? FL_MATCH_ANY_PEER : 0) | (spec.ports.empty() ? 0 : FL_MATCH_PORTS);
+  config.deadline_ns = spec.deadline_ns;
   return absl::OkStatus();
 }
 

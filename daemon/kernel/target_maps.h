@@ -43,15 +43,15 @@ TargetMaps TargetMapsOf(const Skeleton& skeleton) {
           maps.ports,    maps.stats,    maps.guarded};
 }
 
-// Before load: refuses a spec that selects no packets, sizes the tries to the spec and writes its
-// deadline, protocols and match flags into `config` (the program's other config fields are left alone).
-// The program shares the installed control-plane guard's map (GuardMap::Install), if there is one.
-// `program` names the program in errors ("drop program").
-absl::Status PrepareTarget(const char* program, const TargetSpec& spec, const TargetMaps& maps,
-                           fl_target_config& config);
+// Before load: the program shares the installed control-plane guard's map (GuardMap::Install), if
+// there is one. `program` names the program in errors ("drop program").
+absl::Status ShareGuard(const char* program, const TargetMaps& maps);
 
-// After load: fills the tries and the port bitmap.
-absl::Status FillTarget(const char* program, const TargetSpec& spec, const TargetMaps& maps);
+// After load, before the program is attached: refuses a spec that selects no packets, writes its
+// deadline, protocols and match flags into `config` (the mmapped .bss; the program's other config
+// fields are left alone), and fills the tries and the port bitmap.
+absl::Status ConfigureTarget(const char* program, const TargetSpec& spec, const TargetMaps& maps,
+                             fl_target_config& config);
 
 // A counter of the stats map (FL_STAT_*), summed over CPUs; 0 when it cannot be read.
 uint64_t ReadStat(const TargetMaps& maps, uint32_t stat);
