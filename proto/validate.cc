@@ -318,9 +318,16 @@ std::string DescribeFault(const Fault& fault) {
   text += " " + (target.direction() == v1::DIRECTION_UNSPECIFIED
                      ? std::string("both")
                      : name(v1::Direction_Name(target.direction()), 10, target.direction()));
-  for (const auto& peer : target.peers()) text += " " + peer;
+  // A target may list 100 000 peers; the line (a log line, an audit line) names the first few.
+  auto list = [&text](const google::protobuf::RepeatedPtrField<std::string>& peers, const char* mark,
+                      const char* more) {
+    constexpr int kShown = 8;
+    for (int i = 0; i < peers.size() && i < kShown; i++) text += Cat(" ", mark, peers[i]);
+    if (peers.size() > kShown) text += Cat(" (", peers.size() - kShown, " more ", more, ")");
+  };
+  list(target.peers(), "", "peers");
   if (target.peers().empty()) text += " all-peers";
-  for (const auto& peer : target.excluded_peers()) text += " !" + peer;
+  list(target.excluded_peers(), "!", "excluded");
   for (const auto& range : target.ports()) {
     text += range.last() > range.first() ? Cat(" port ", range.first(), "-", range.last())
                                          : Cat(" port ", range.first());

@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <ios>
@@ -22,23 +23,37 @@ absl::Status MapError(const char* program, const char* map, int err) {
   return absl::InternalError(Cat(program, ": cannot fill map ", map, ": ", std::strerror(-err)));
 }
 
-// Fills the v4 and v6 LPM tries of one list; a trie's value is unused (presence is the match).
-absl::Status FillTries(const char* program, bpf_map* v4, bpf_map* v6, const std::vector<api::Cidr>& cidrs) {
-  const uint8_t present = 1;
-  for (const api::Cidr& cidr : cidrs) {
-    int err;
-    if (cidr.family == 4) {
-      fl_lpm_v4 key{static_cast<__u32>(cidr.prefix_length), {}};
-      std::memcpy(key.addr, cidr.address.data(), sizeof(key.addr));
-      err = bpf_map__update_elem(v4, &key, sizeof(key), &present, sizeof(present), BPF_ANY);
-    } else {
-      fl_lpm_v6 key{static_cast<__u32>(cidr.prefix_length), {}};
-      std::memcpy(key.addr, cidr.address.data(), sizeof(key.addr));
-      err = bpf_map__update_elem(v6, &key, sizeof(key), &present, sizeof(present), BPF_ANY);
-    }
-    if (err != 0) return MapError(program, bpf_map__name(cidr.family == 4 ? v4 : v6), err);
+// One BPF_MAP_UPDATE_BATCH for every key, each with its value: one system call for 100 000 peers
+// instead of 100 000 (LPM tries and arrays have taken batches since Linux 5.6).
+template <typename Key, typename Value>
+absl::Status UpdateBatch(const char* program, bpf_map* map, const std::vector<Key>& keys,
+                         const std::vector<Value>& values) {
+  if (keys.empty()) return absl::OkStatus();
+  auto count = static_cast<__u32>(keys.size());
+  LIBBPF_OPTS(bpf_map_batch_opts, options, .elem_flags = BPF_ANY);
+  if (int err = bpf_map_update_batch(bpf_map__fd(map), keys.data(), values.data(), &count, &options);
+      err != 0) {
+    return MapError(program, bpf_map__name(map), err);
   }
   return absl::OkStatus();
+}
+
+// Fills the v4 and v6 LPM tries of one list; a trie's value is unused (presence is the match).
+absl::Status FillTries(const char* program, bpf_map* v4, bpf_map* v6, const std::vector<api::Cidr>& cidrs) {
+  std::vector<fl_lpm_v4> v4_keys;
+  std::vector<fl_lpm_v6> v6_keys;
+  for (const api::Cidr& cidr : cidrs) {
+    if (cidr.family == 4) {
+      fl_lpm_v4& key = v4_keys.emplace_back(fl_lpm_v4{static_cast<__u32>(cidr.prefix_length), {}});
+      std::memcpy(key.addr, cidr.address.data(), sizeof(key.addr));
+    } else {
+      fl_lpm_v6& key = v6_keys.emplace_back(fl_lpm_v6{static_cast<__u32>(cidr.prefix_length), {}});
+      std::memcpy(key.addr, cidr.address.data(), sizeof(key.addr));
+    }
+  }
+  const std::vector<uint8_t> present(std::max(v4_keys.size(), v6_keys.size()), 1);
+  if (auto s = UpdateBatch(program, v4, v4_keys, present); !s.ok()) return s;
+  return UpdateBatch(program, v6, v6_keys, present);
 }
 
 }  // namespace
@@ -62,15 +77,14 @@ absl::Status ConfigureTarget(const char* program, const TargetSpec& spec, const 
   if (auto s = FillTries(program, maps.peers_v4, maps.peers_v6, spec.peers); !s.ok()) return s;
   if (auto s = FillTries(program, maps.excluded_v4, maps.excluded_v6, spec.excluded); !s.ok()) return s;
 
-  __u64 words[FL_PORT_WORDS] = {};
-  for (auto [first, last] : spec.ports) {
-    for (uint32_t port = first; port <= last; port++) words[port / 64] |= 1ull << (port % 64);
-  }
-  for (__u32 word = 0; word < FL_PORT_WORDS; word++) {
-    if (words[word] == 0) continue;
-    int err =
-        bpf_map__update_elem(maps.ports, &word, sizeof(word), &words[word], sizeof(words[word]), BPF_ANY);
-    if (err != 0) return MapError(program, "ports", err);
+  if (!spec.ports.empty()) {
+    std::vector<__u32> indexes(FL_PORT_WORDS);
+    std::iota(indexes.begin(), indexes.end(), 0);
+    std::vector<__u64> words(FL_PORT_WORDS);
+    for (auto [first, last] : spec.ports) {
+      for (uint32_t port = first; port <= last; port++) words[port / 64] |= 1ull << (port % 64);
+    }
+    if (auto s = UpdateBatch(program, maps.ports, indexes, words); !s.ok()) return s;
   }
   config.protocols = spec.protocols;
   config.flags = (spec.peers.empty() ? FL_MATCH_ANY_PEER : 0) | (spec.ports.empty() ? 0 : FL_MATCH_PORTS);

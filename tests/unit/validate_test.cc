@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "common/invalid_experiments.h"
+#include "faultline/api/cat.h"
 #include "google/protobuf/text_format.h"
 
 namespace faultline::test {
@@ -209,6 +210,20 @@ TEST(DescribeFault, OneLineForPeopleAndLogs) {
   EXPECT_EQ(
       DescribeFault(experiment.faults(0)),
       "loss 12.5% egress 198.18.0.2/32 !198.18.0.3/32 port 53 port 8000-8100 udp on veth0 in /run/netns/app");
+}
+
+TEST(DescribeFault, NamesTheFirstEightPeersOfALongList) {
+  std::string peers;
+  for (int i = 1; i <= 20; i++)
+    peers += Cat(" peers: '198.18.0.", i, "/32' excluded_peers: '198.19.0.", i, "/32'");
+  Experiment experiment =
+      ParseExperiment("faults { partition {} target { interface: 'veth0'" + peers + " } }");
+  EXPECT_EQ(
+      DescribeFault(experiment.faults(0)),
+      "partition both 198.18.0.1/32 198.18.0.2/32 198.18.0.3/32 198.18.0.4/32 198.18.0.5/32 198.18.0.6/32 "
+      "198.18.0.7/32 198.18.0.8/32 (12 more peers) !198.19.0.1/32 !198.19.0.2/32 !198.19.0.3/32 "
+      "!198.19.0.4/32 !198.19.0.5/32 !198.19.0.6/32 !198.19.0.7/32 !198.19.0.8/32 (12 more excluded) on "
+      "veth0");
 }
 
 TEST(DescribeFault, ShowsEachShapingFaultsParameters) {
