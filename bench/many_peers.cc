@@ -46,7 +46,7 @@ double MillisecondsSince(Clock::time_point start) {
 struct Options {
   std::string agent;
   std::string host_netns;  // a name under /run/netns
-  std::string interface = "flb-host";
+  std::string interface = "veth-host";
   std::string out = ".";
   std::string work = ".";  // the scripts and their input files (tens of MB at 100 000 peers)
   std::vector<int> peers = {1, 100, 10'000, 100'000};
@@ -420,7 +420,9 @@ int main(int argc, char** argv) {
   faultline::bench::Options options;
   CLI::App app{"faultline-bench-peers: a partition aimed at many peers (see bench/many-peers)"};
   app.add_option("--agent", options.agent, "the agent's address, unix:PATH")->required();
-  app.add_option("--host-netns", options.host_netns, "the namespace faults apply in (flb-*)")->required();
+  app.add_option("--host-netns", options.host_netns,
+                 "the namespace faults apply in (fl-sbx-*, scripts/sandbox)")
+      ->required();
   app.add_option("--interface", options.interface, "an interface in it");
   app.add_option("--out", options.out, "directory for the results");
   app.add_option("--work", options.work, "directory for the scripts and their input files");

@@ -1,11 +1,11 @@
 # Sourced by the network benches (inject-latency, many-peers): checks and installs what they need, and
-# builds their world, which is removed on exit, also on failure and Ctrl-C:
-#   flb-PID-h (198.18.0.1, flb-host) --veth-- flb-PID-p (198.18.0.2, flb-peer)
-#   a faultlined in the root namespace on a private socket, acting in flb-PID-h by its path
+# builds their world with scripts/sandbox (the demo's), removed on exit, also on failure and Ctrl-C:
+#   SANDBOX_NETNS (198.18.0.1, veth-host) --veth-- SANDBOX_PEERS_NETNS (198.18.0.2, veth-peers)
+#   a faultlined in the root namespace on a private socket, acting in the host namespace by its path
 # Nothing is added to the root namespace's interfaces, qdiscs, filters or firewall: faults and the
-# baselines' commands act in flb-PID-h only (scripts run there with `ip netns exec`).
+# baselines' commands act in the host namespace only (scripts run there with `ip netns exec`).
 #
-#   bench_setup NAME [BUILD_DIR]   sets repo, build, out, work, host_ns, peer_ns, agent_address
+#   bench_setup NAME [BUILD_DIR]   sets repo, build, out, work, host_ns, peer_ns, interface, agent_address
 
 bench_die() {
   echo "$bench_name: $*" >&2
@@ -13,16 +13,12 @@ bench_die() {
 }
 
 bench_cleanup() {
-  # The agent first: on SIGTERM it reverts what it holds. Then the namespaces, and with them the veth
-  # pair and every qdisc, filter, BPF attachment, iptables rule and ipset in them.
-  if [[ -n ${bench_agent:-} ]]; then
-    kill "$bench_agent" 2>/dev/null || true
-    wait "$bench_agent" 2>/dev/null || true
+  # scripts/sandbox down reverts what the agent holds, stops it and deletes the namespaces, and with
+  # them the veth pair and every qdisc, filter, BPF attachment, iptables rule and ipset in them.
+  if [[ -n ${work:-} ]]; then
+    [[ -f $work/sbx/env ]] && FAULTLINE_BUILD_DIR=$build "$repo/scripts/sandbox" down "$work/sbx" >/dev/null
+    rm -rf "$work"
   fi
-  for ns in ${host_ns:-} ${peer_ns:-}; do
-    ip netns del "$ns" 2>/dev/null || true
-  done
-  [[ -n ${work:-} ]] && rm -rf "$work"
 }
 
 bench_setup() {
@@ -47,24 +43,15 @@ bench_setup() {
   mkdir -p "$out"
 
   work=$(mktemp -d /tmp/faultline-bench.XXXXXX)
-  host_ns=flb-$$-h
-  peer_ns=flb-$$-p
   trap bench_cleanup EXIT
   trap 'exit 130' INT TERM
-  ip netns add "$host_ns"
-  ip netns add "$peer_ns"
-  ip -n "$host_ns" link add flb-host type veth peer name flb-peer netns "$peer_ns"
-  ip -n "$host_ns" addr add 198.18.0.1/24 dev flb-host
-  ip -n "$peer_ns" addr add 198.18.0.2/24 dev flb-peer
-  for ns in "$host_ns" "$peer_ns"; do ip -n "$ns" link set lo up; done
-  ip -n "$host_ns" link set flb-host up
-  ip -n "$peer_ns" link set flb-peer up
+  FAULTLINE_BUILD_DIR=$build "$repo/scripts/sandbox" up "$work/sbx" >/dev/null || bench_die "no sandbox"
+  # shellcheck disable=SC1091
+  source "$work/sbx/env"
+  host_ns=$SANDBOX_NETNS
+  peer_ns=$SANDBOX_PEERS_NETNS
+  interface=veth-host
+  agent_address=$FAULTLINE_AGENT
   # Resolve the neighbour now: the first packets of a measurement must not wait for ARP.
   ip netns exec "$host_ns" ping -c 1 -W 5 198.18.0.2 >/dev/null || bench_die "the namespaces do not connect"
-
-  "$build/daemon/faultlined" --socket "$work/agent.sock" --state-dir "$work/state" 2>"$work/agent.log" &
-  bench_agent=$!
-  agent_address=unix:$work/agent.sock
-  for _ in $(seq 100); do [[ -S $work/agent.sock ]] && break; sleep 0.05; done
-  [[ -S $work/agent.sock ]] || bench_die "the agent did not start: $(cat "$work/agent.log")"
 }

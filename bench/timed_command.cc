@@ -89,9 +89,10 @@ TimedRun RunTimed(const std::vector<std::string>& argv, std::chrono::millisecond
 
 TimedRun RunScriptInNetns(const std::string& netns, const std::string& script,
                           std::chrono::milliseconds cap) {
-  if (!netns.starts_with("flb-")) {
+  if (!netns.starts_with("fl-sbx-")) {
     TimedRun refused;
-    refused.output = "refusing to run in namespace \"" + netns + "\": not one of the bench's (flb-*)";
+    refused.output =
+        "refusing to run in namespace \"" + netns + "\": not a sandbox's (fl-sbx-*, scripts/sandbox)";
     return refused;
   }
   return RunTimed({"ip", "netns", "exec", netns, "sh", script}, cap);

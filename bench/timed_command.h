@@ -19,8 +19,8 @@ struct TimedRun {
 TimedRun RunTimed(const std::vector<std::string>& argv, std::chrono::milliseconds cap);
 
 // `ip netns exec NETNS sh SCRIPT`: a baseline script inside one of the bench's namespaces. Refuses a
-// namespace whose name does not start with "flb-" (the bench's prefix), so that no tc, ip, iptables or
-// ipset command of a bench can land in the root namespace or someone else's.
+// namespace whose name does not start with "fl-sbx-" (scripts/sandbox's prefix), so that no tc, ip, iptables
+// or ipset command of a bench can land in the root namespace or someone else's.
 TimedRun RunScriptInNetns(const std::string& netns, const std::string& script, std::chrono::milliseconds cap);
 
 // Writes `text` to `path`, replacing it; false on an I/O error.

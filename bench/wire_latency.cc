@@ -266,7 +266,7 @@ Measured Analyze(const UdpStream& stream, const RunTimes& run, int64_t next_run_
 struct Options {
   std::string agent;
   std::string host_netns, peer_netns;  // names under /run/netns
-  std::string interface = "flb-host";
+  std::string interface = "veth-host";
   std::string host_address = "198.18.0.1", peer_address = "198.18.0.2";
   std::string out = ".";
   std::string work = ".";  // the scripts' files
@@ -619,7 +619,9 @@ int main(int argc, char** argv) {
   CLI::App app{
       "faultline-bench-wire: time to inject and revert faults, on the wire (see bench/inject-latency)"};
   app.add_option("--agent", options.agent, "the agent's address, unix:PATH")->required();
-  app.add_option("--host-netns", options.host_netns, "the namespace faults apply in (flb-*)")->required();
+  app.add_option("--host-netns", options.host_netns,
+                 "the namespace faults apply in (fl-sbx-*, scripts/sandbox)")
+      ->required();
   app.add_option("--peer-netns", options.peer_netns, "the namespace that receives the stream")->required();
   app.add_option("--interface", options.interface, "the host namespace's end of the veth pair");
   app.add_option("--host-address", options.host_address);
