@@ -280,6 +280,100 @@ TEST_F(ShapingFaultsTest, JitterSpreadsTheDelayAsItsDistributionImplies) {
   }
 }
 
+// Fidelity next to the baseline a user would otherwise run: faultline's delay against `tc qdisc add
+// ... root netem delay` at the same settings, one after the other on the same path, measured by the
+// same stream. The [ MEASURED ] lines are the benchmark's numbers (docs/benchmarks.md, "Fidelity"),
+// taken in the VM suite's kernels; the assertions hold faultline to netem driven by tc.
+TEST_F(ShapingFaultsTest, DelayAndJitterMatchNetemDrivenByTc) {
+  if (std::string lacks = Lacks("netem"); !lacks.empty()) GTEST_SKIP() << lacks;
+  using std::chrono_literals::operator""ms;
+  const std::string ns = HostNetnsName();
+  // The mean and standard deviation of one stream's one-way delays, without the delays further than
+  // five jitters (or 10 ms) from the median: no setting draws one, an emulated CPU's late timer does.
+  auto measure = [&](const std::string& name) {
+    std::vector<double> delays = OneWayDelaysMs(Stream(Host(), Peer(2), 500, 1ms));
+    EXPECT_GE(delays.size(), 495u) << name;
+    return delays;
+  };
+  struct Setting {
+    int latency_ms;
+    int jitter_ms;
+  };
+  for (Setting setting :
+       {Setting{10, 0}, Setting{50, 0}, Setting{100, 0}, Setting{50, 10}, Setting{100, 20}}) {
+    const std::string name = Cat("delay_", setting.latency_ms, "ms_jitter_", setting.jitter_ms, "ms");
+    SCOPED_TRACE(name);
+    v1::Experiment experiment = NewExperiment(name);
+    v1::Delay* delay = AddFault(experiment, "198.18.0.2/32")->mutable_delay();
+    delay->mutable_latency()->set_nanos(setting.latency_ms * 1'000'000);
+    if (setting.jitter_ms > 0) delay->mutable_jitter()->set_nanos(setting.jitter_ms * 1'000'000);
+    grpc::Status status = Inject(experiment);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    std::vector<double> ours = measure(name + " faultline");
+    Revert(name);
+    Shell(Cat("tc -n ", ns, " qdisc add dev ", Sandbox::kHostInterface, " root netem delay ",
+              setting.latency_ms, "ms", setting.jitter_ms > 0 ? Cat(" ", setting.jitter_ms, "ms") : ""));
+    std::vector<double> theirs = measure(name + " tc netem");
+    Shell(Cat("tc -n ", ns, " qdisc del dev ", Sandbox::kHostInterface, " root"));
+
+    const double cut = std::max(5.0 * setting.jitter_ms, 10.0);
+    double stats[2][2];  // [faultline, tc][mean, sd]
+    for (auto [delays, tool] : {std::pair{&ours, 0}, std::pair{&theirs, 1}}) {
+      double median = Median(*delays);
+      std::erase_if(*delays, [&](double d) { return std::abs(d - median) > cut; });
+      stats[tool][0] = Mean(*delays);
+      stats[tool][1] = StandardDeviation(*delays);
+      const char* label = tool == 0 ? "faultline" : "tc_netem";
+      Measured(Cat(name, ".", label, ".mean_ms"), stats[tool][0]);
+      Measured(Cat(name, ".", label, ".sd_ms"), stats[tool][1]);
+    }
+    EXPECT_NEAR(stats[0][0], stats[1][0], std::max(2.0, 0.05 * setting.latency_ms))
+        << "faultline's mean delay against tc netem's";
+    if (setting.jitter_ms > 0) {
+      // Uniform jitter (netem's, with no table) has a standard deviation of jitter / sqrt(3).
+      EXPECT_NEAR(stats[0][1], stats[1][1], 0.3 * setting.jitter_ms / std::sqrt(3.0))
+          << "faultline's jitter against tc netem's";
+    }
+  }
+}
+
+// Loss next to netem driven by tc, as above: faultline's eBPF loss and its netem loss against `tc
+// qdisc add ... root netem loss`, 2000 datagrams each.
+TEST_F(ShapingFaultsTest, LossMatchesNetemDrivenByTc) {
+  if (std::string lacks = Lacks("netem"); !lacks.empty()) GTEST_SKIP() << lacks;
+  constexpr int kCount = 2000;
+  const std::string ns = HostNetnsName();
+  auto lost_percent = [&] {
+    Delivery delivery = SendUdp(Host(), Peer(2), kCount);
+    return 100.0 * (kCount - delivery.received) / kCount;
+  };
+  for (double percent : {1.0, 10.0, 25.0}) {
+    const std::string name = Cat("loss_", percent, "pct");
+    SCOPED_TRACE(name);
+    double measured[3];  // faultline eBPF, faultline netem, tc netem
+    for (auto model : {v1::Loss::MODEL_EBPF, v1::Loss::MODEL_NETEM_RANDOM}) {
+      v1::Experiment experiment = NewExperiment(Cat(name, "-", model));
+      v1::Loss* loss = AddFault(experiment, "198.18.0.2/32")->mutable_loss();
+      loss->set_percent(percent);
+      loss->set_model(model);
+      grpc::Status status = Inject(experiment);
+      ASSERT_TRUE(status.ok()) << status.error_message();
+      measured[model == v1::Loss::MODEL_EBPF ? 0 : 1] = lost_percent();
+      Revert(experiment.id());
+    }
+    Shell(Cat("tc -n ", ns, " qdisc add dev ", Sandbox::kHostInterface, " root netem loss ", percent, "%"));
+    measured[2] = lost_percent();
+    Shell(Cat("tc -n ", ns, " qdisc del dev ", Sandbox::kHostInterface, " root"));
+    Measured(name + ".faultline_ebpf", measured[0]);
+    Measured(name + ".faultline_netem", measured[1]);
+    Measured(name + ".tc_netem", measured[2]);
+    // Each share is binomial: 3 standard deviations of the difference of two, in points.
+    const double sigma = 100 * std::sqrt(2 * (percent / 100) * (1 - percent / 100) / kCount);
+    EXPECT_NEAR(measured[0], measured[2], 3 * sigma) << "faultline's eBPF loss against tc netem's";
+    EXPECT_NEAR(measured[1], measured[2], 3 * sigma) << "faultline's netem loss against tc netem's";
+  }
+}
+
 TEST_F(ShapingFaultsTest, KeepOrderStopsJitterFromReordering) {
   if (std::string lacks = Lacks("netem"); !lacks.empty()) GTEST_SKIP() << lacks;
   using std::chrono_literals::operator""ms;
