@@ -337,6 +337,61 @@ TEST_F(ShapingFaultsTest, DelayAndJitterMatchNetemDrivenByTc) {
   }
 }
 
+// A delay is on the wire when Inject returns and off when Revert returns, for faultline as for `tc
+// qdisc add/del ... netem` run as a script would (`ip netns exec`). The time each call or command
+// took is the benchmark's (bench/netem-fidelity, "time to inject and revert"): on the host kernel,
+// which has no netem, bench/inject-latency cannot measure a delay.
+TEST_F(ShapingFaultsTest, DelayIsOnTheWireWhenInjectReturnsAndOffWhenRevertReturns) {
+  if (std::string lacks = Lacks("netem"); !lacks.empty()) GTEST_SKIP() << lacks;
+  using std::chrono_literals::operator""ms;
+  constexpr int kRuns = 20;
+  const std::string ns = HostNetnsName();
+  // The first datagram sent once the call returned: delayed by the 50 ms fault or not (25 ms apart).
+  auto first_delayed = [&] {
+    std::vector<double> delays = OneWayDelaysMs(Stream(Host(), Peer(2), 1, 1ms));
+    return !delays.empty() && delays[0] > 25;
+  };
+  auto milliseconds_since = [](std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  };
+  std::vector<double> times[2][2];  // [faultline, tc][inject, revert]
+  for (int run = 0; run < kRuns; run++) {
+    const std::string id = Cat("delay-time-", run);
+    v1::Experiment experiment = NewExperiment(id);
+    AddFault(experiment, "198.18.0.2/32")->mutable_delay()->mutable_latency()->set_nanos(50'000'000);
+    auto start = std::chrono::steady_clock::now();
+    grpc::Status status = Inject(experiment);
+    times[0][0].push_back(milliseconds_since(start));
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_TRUE(first_delayed()) << "run " << run
+                                 << ": faultline's delay was not on the wire when Inject returned";
+    start = std::chrono::steady_clock::now();
+    Revert(id);
+    times[0][1].push_back(milliseconds_since(start));
+    EXPECT_FALSE(first_delayed()) << "run " << run << ": faultline's delay was still on when Revert returned";
+
+    for (const char* step : {"add", "del"}) {
+      start = std::chrono::steady_clock::now();
+      CommandResult result =
+          RunCommand(Cat("ip netns exec ", ns, " tc qdisc ", step, " dev ", Sandbox::kHostInterface, " root",
+                         std::string(step) == "add" ? " netem delay 50ms" : ""));
+      times[1][std::string(step) == "add" ? 0 : 1].push_back(milliseconds_since(start));
+      ASSERT_EQ(result.exit_code, 0) << result.output;
+      EXPECT_EQ(first_delayed(), std::string(step) == "add") << "run " << run << ": tc qdisc " << step;
+    }
+  }
+  for (int tool : {0, 1}) {
+    for (int step : {0, 1}) {
+      std::vector<double>& t = times[tool][step];
+      std::sort(t.begin(), t.end());
+      const std::string name =
+          Cat("delay_time.", tool == 0 ? "faultline" : "tc_netem", ".", step == 0 ? "inject" : "revert");
+      Measured(name + ".p50_ms", t[t.size() / 2]);
+      Measured(name + ".max_ms", t.back());
+    }
+  }
+}
+
 // Loss next to netem driven by tc, as above: faultline's eBPF loss and its netem loss against `tc
 // qdisc add ... root netem loss`, 2000 datagrams each.
 TEST_F(ShapingFaultsTest, LossMatchesNetemDrivenByTc) {
