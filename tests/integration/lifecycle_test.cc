@@ -259,7 +259,19 @@ TEST_F(LifecycleTest, ManyClientsAtOnceLeaveNothingBehind) {
   RestartAgent({"--max-experiments", "12"});
   const std::string ns = sandbox_->host_netns().substr(11);
   const std::string links = Shell(Cat("ip -n ", ns, " -o link show"));
-  const int bpf_objects = BpfObjects(agent_->pid());
+  // The agent's program pool (kernel/program_pool.h) loads its instances after the agent starts, at
+  // idle priority, and reloads what faults take: its count is the idle one once it stops changing.
+  auto settled_bpf_objects = [&] {
+    int count = BpfObjects(agent_->pid());
+    for (int unchanged = 0, i = 0; unchanged < 10 && i < 300; i++) {  // 1 s unchanged, at most 30 s
+      std::this_thread::sleep_for(milliseconds(100));
+      int now = BpfObjects(agent_->pid());
+      unchanged = now == count ? unchanged + 1 : 0;
+      count = now;
+    }
+    return count;
+  };
+  const int bpf_objects = settled_bpf_objects();
 
   constexpr int kClients = 4;
   constexpr int kCallsEach = 125;
@@ -362,7 +374,7 @@ TEST_F(LifecycleTest, ManyClientsAtOnceLeaveNothingBehind) {
   EXPECT_EQ(list.experiments_size(), static_cast<int>(ids.size()) + results["Inject FAILED_PRECONDITION"]);
   EXPECT_EQ(sandbox_->HostTcState(), clean_state_);
   EXPECT_EQ(Shell(Cat("ip -n ", ns, " -o link show")), links) << "an ifb device was left behind";
-  EXPECT_EQ(BpfObjects(agent_->pid()), bpf_objects) << "the agent still holds programs or maps";
+  EXPECT_EQ(settled_bpf_objects(), bpf_objects) << "the agent still holds programs or maps";
 }
 
 }  // namespace
