@@ -34,8 +34,10 @@ ProgramPool* ProgramPool::Installed() { return installed; }
 
 template <typename Program>
 std::unique_ptr<Program> ProgramPool::Take(std::deque<std::unique_ptr<Program>>& ready) {
-  std::lock_guard lock(mutex_);
-  if (ready.empty()) return nullptr;
+  // Never waits: the loader runs at SCHED_IDLE, and on busy CPUs it may hold the lock for long while
+  // it is not scheduled. A fault that finds the lock taken loads its own program.
+  std::unique_lock lock(mutex_, std::try_to_lock);
+  if (!lock.owns_lock() || ready.empty()) return nullptr;
   std::unique_ptr<Program> program = std::move(ready.front());
   ready.pop_front();
   taken_.notify_one();

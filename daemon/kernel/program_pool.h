@@ -28,7 +28,7 @@ class ProgramPool {
   ProgramPool(const ProgramPool&) = delete;
   ProgramPool& operator=(const ProgramPool&) = delete;
 
-  // A loaded instance, or nullptr when none is ready.
+  // A loaded instance, or nullptr when none is ready (or the loader holds the lock).
   std::unique_ptr<DropProgram> TakeDrop();
   std::unique_ptr<ClassifyProgram> TakeClassify(ClassifyProgram::Role role);
 
