@@ -56,6 +56,20 @@ absl::Status FillTries(const char* program, bpf_map* v4, bpf_map* v6, const std:
   return UpdateBatch(program, v6, v6_keys, present);
 }
 
+// fl_target_config.peer_octets_v4: the first octets that the IPv4 peer CIDRs hold addresses in.
+void MarkPeerOctets(const std::vector<api::Cidr>& peers, fl_target_config& config) {
+  std::fill(std::begin(config.peer_octets_v4), std::end(config.peer_octets_v4), 0);
+  for (const api::Cidr& cidr : peers) {
+    if (cidr.family != 4) continue;
+    // A prefix shorter than 8 bits spans 2^(8 - length) first octets.
+    const unsigned span = cidr.prefix_length >= 8 ? 1u : 1u << (8 - cidr.prefix_length);
+    const unsigned first = cidr.address[0] & ~(span - 1);
+    for (unsigned octet = first; octet < first + span; octet++) {
+      config.peer_octets_v4[octet / 64] |= 1ull << (octet % 64);
+    }
+  }
+}
+
 }  // namespace
 
 absl::Status ShareGuard(const char* program, const TargetMaps& maps) {
@@ -86,6 +100,7 @@ absl::Status ConfigureTarget(const char* program, const TargetSpec& spec, const 
     }
     if (auto s = UpdateBatch(program, maps.ports, indexes, words); !s.ok()) return s;
   }
+  MarkPeerOctets(spec.peers, config);
   config.protocols = spec.protocols;
   config.flags = (spec.peers.empty() ? FL_MATCH_ANY_PEER : 0) | (spec.ports.empty() ? 0 : FL_MATCH_PORTS);
   config.deadline_ns = spec.deadline_ns;

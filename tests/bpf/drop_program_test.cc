@@ -202,6 +202,21 @@ std::vector<MatchCase> MatchCases(const Addresses& a) {
   add("all_protocols_drop_gre", {}, packet(Transport::kGre), kOut, kStolen);
 
   if (a.family == 4) {
+    // A packet's first octet is looked up in the config's octet bitmap before the trie: a peer CIDR
+    // shorter than /8 must mark every first octet it spans, and each listed CIDR its own.
+    auto to = [&a](const char* dst) { return Packet{.src = a.local, .dst = dst}; };
+    const Target short_prefix{.peers = {"8.0.0.0/6"}};
+    add("short_prefix_first_octet", short_prefix, to("8.1.2.3"), kOut, kStolen);
+    add("short_prefix_last_octet", short_prefix, to("11.200.0.1"), kOut, kStolen);
+    add("short_prefix_next_octet", short_prefix, to("12.0.0.1"), kOut, kPass);
+    add("short_prefix_octet_before", short_prefix, to("7.255.255.255"), kOut, kPass);
+    add("every_address_prefix", {.peers = {"0.0.0.0/0"}}, to("203.0.113.5"), kOut, kStolen);
+    const Target octets_apart{.peers = {a.peer, "192.0.2.0/24", "255.255.255.255/32"}};
+    add("octets_apart_second", octets_apart, to("192.0.2.7"), kOut, kStolen);
+    add("octets_apart_highest", octets_apart, to("255.255.255.255"), kOut, kStolen);
+    add("octets_apart_listed_octet_unlisted_address", octets_apart, to("192.0.3.1"), kOut, kPass);
+    add("octets_apart_unlisted_octet", octets_apart, to("193.0.2.7"), kOut, kPass);
+
     // The transport header starts after the options: ports are found through the header length.
     add("options_then_tcp_port_listed", {.ports = {{80, 80}}},
         Packet{.src = a.local, .dst = a.peer, .ipv4_option_words = 2}, kOut, kStolen);
