@@ -329,7 +329,10 @@ class Bench {
     row.tool = "faultline";
     auto id = std::make_shared<std::string>();
     row.inject = [this, fault, id, name = row.fault](std::string* error) {
-      *id = Cat("wire-", name, "-", counter_++);
+      // The agent keeps ended experiments, and an Inject with an id it knows changes nothing
+      // (created: false): ids carry this process's pid, so that a second bench run against the same
+      // agent applies its faults too.
+      *id = Cat("wire-", getpid(), "-", name, "-", counter_++);
       v1::InjectRequest request;
       v1::Experiment* experiment = request.mutable_experiment();
       experiment->set_id(*id);
@@ -338,7 +341,12 @@ class Bench {
       return Call(
           [&](grpc::ClientContext* c) {
             v1::InjectResponse response;
-            return stub_->Inject(c, request, &response);
+            grpc::Status status = stub_->Inject(c, request, &response);
+            if (status.ok() && !response.created()) {
+              return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                                  "the agent already had " + request.experiment().id());
+            }
+            return status;
           },
           error);
     };
