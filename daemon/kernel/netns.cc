@@ -37,21 +37,22 @@ absl::StatusOr<std::shared_ptr<Netns>> Netns::Open(const std::string& path) {
     close(fd);
     return absl::InvalidArgumentError(Cat("netns ", open_path, ": not a network namespace"));
   }
-  auto netns = std::shared_ptr<Netns>(new Netns(fd, path, st.st_dev, st.st_ino));
-  netns->cookie_ = ReadCookie(*netns);
-  return netns;
+  return std::shared_ptr<Netns>(new Netns(fd, path, st.st_dev, st.st_ino));
 }
 
-uint64_t Netns::ReadCookie(const Netns& netns) {
-  auto scope = NetnsScope::Enter(netns);
-  if (!scope.ok()) return 0;
-  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
-  uint64_t cookie = 0;
-  socklen_t length = sizeof(cookie);
-  if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &length) != 0) cookie = 0;
-  close(fd);
-  return cookie;
+uint64_t Netns::cookie() const {
+  // Read once, when first asked: it takes two setns calls, which a caller that only wants the
+  // namespace's identity (faults::Place) or its fd should not pay.
+  std::call_once(cookie_read_, [this] {
+    auto scope = NetnsScope::Enter(*this);
+    if (!scope.ok()) return;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    socklen_t length = sizeof(cookie_);
+    if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie_, &length) != 0) cookie_ = 0;
+    close(fd);
+  });
+  return cookie_;
 }
 
 absl::StatusOr<std::shared_ptr<Netns>> Netns::Reopen(const journal::Netns& recorded) {
@@ -65,9 +66,9 @@ absl::StatusOr<std::shared_ptr<Netns>> Netns::Reopen(const journal::Netns& recor
                                    "): the recorded one is gone"));
   }
   // The kernel gives a freed inode number to the next namespace made: only the cookie tells them apart.
-  if (recorded.cookie() != 0 && (*netns)->cookie_ != recorded.cookie()) {
+  if (recorded.cookie() != 0 && (*netns)->cookie() != recorded.cookie()) {
     return absl::NotFoundError(Cat((*netns)->Describe(), " is another namespace now (cookie ",
-                                   (*netns)->cookie_, ", not ", recorded.cookie(),
+                                   (*netns)->cookie(), ", not ", recorded.cookie(),
                                    "): the recorded one is gone"));
   }
   return netns;
@@ -78,7 +79,7 @@ journal::Netns Netns::Record() const {
   recorded.set_path(path_);
   recorded.set_device(device_);
   recorded.set_inode(inode_);
-  recorded.set_cookie(cookie_);
+  recorded.set_cookie(cookie());
   return recorded;
 }
 

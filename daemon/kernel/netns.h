@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -39,13 +40,14 @@ class Netns {
       : fd_(fd), path_(std::move(path)), device_(device), inode_(inode) {}
   // SO_NETNS_COOKIE of a socket made inside (Linux 5.14): unlike the inode number, never given to
   // another namespace while the machine runs. 0 where the kernel has no cookies.
-  static uint64_t ReadCookie(const Netns& netns);
+  uint64_t cookie() const;
 
   int fd_;
   std::string path_;
   dev_t device_;
   ino_t inode_;
-  uint64_t cookie_ = 0;
+  mutable std::once_flag cookie_read_;
+  mutable uint64_t cookie_ = 0;
 };
 
 // Moves the calling thread into a namespace (setns only changes the calling thread's namespace)
