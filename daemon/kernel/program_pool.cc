@@ -3,9 +3,12 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "log.h"
 
@@ -20,8 +23,13 @@ size_t RoleIndex(Role role) { return role == Role::kClassifier ? 0 : 1; }
 
 }  // namespace
 
-ProgramPool::ProgramPool(size_t depth)
-    : depth_(depth), thread_([this](std::stop_token stop) { Run(stop); }) {}
+ProgramPool::ProgramPool(size_t depth) : ProgramPool(depth, Loaders{}, Backoff{}) {}
+
+ProgramPool::ProgramPool(size_t depth, Loaders loaders, Backoff backoff)
+    : depth_(depth),
+      loaders_(std::move(loaders)),
+      backoff_(backoff),
+      thread_([this](std::stop_token stop) { Run(stop); }) {}
 
 ProgramPool::~ProgramPool() {
   ProgramPool* self = this;
@@ -62,6 +70,7 @@ void ProgramPool::Run(std::stop_token stop) {
     log::Warning("program_pool.priority").With("error", std::strerror(err));
   }
   std::unique_lock lock(mutex_);
+  std::chrono::milliseconds retry_in = backoff_.first;
   while (!stop.stop_requested()) {
     // Adds one instance to `ready` unless it is full (false), loading outside the lock.
     auto top_up = [&](auto& ready, auto load) {
@@ -71,23 +80,27 @@ void ProgramPool::Run(std::stop_token stop) {
       lock.lock();
       if (loaded.ok()) {
         ready.push_back(std::move(*loaded));
-      } else {
-        failed_ = true;
-        log::Warning("program_pool.stopped").With("error", std::string(loaded.status().message()));
+        retry_in = backoff_.first;
+        return true;
       }
+      log::Warning("program_pool.load_failed")
+          .With("error", std::string(loaded.status().message()))
+          .With("retry_in_ms", static_cast<int64_t>(retry_in.count()));
+      // Wakes only when stopped: a take meanwhile changes nothing about why the load failed.
+      taken_.wait_for(lock, stop, retry_in, [] { return false; });
+      retry_in = std::min(retry_in * 2, backoff_.most);
       return true;
     };
     auto wanted = [&] {
-      return !failed_ &&
-             (drop_.size() < depth_ || classify_[0].size() < depth_ || classify_[1].size() < depth_);
+      return drop_.size() < depth_ || classify_[0].size() < depth_ || classify_[1].size() < depth_;
     };
     if (!wanted()) {
       taken_.wait(lock, stop, wanted);
       continue;
     }
-    if (!top_up(drop_, [] { return DropProgram::Preload(); }) &&
-        !top_up(classify_[0], [] { return ClassifyProgram::Preload(Role::kClassifier); })) {
-      top_up(classify_[1], [] { return ClassifyProgram::Preload(Role::kRedirect); });
+    if (!top_up(drop_, loaders_.drop) &&
+        !top_up(classify_[0], [this] { return loaders_.classify(Role::kClassifier); })) {
+      top_up(classify_[1], [this] { return loaders_.classify(Role::kRedirect); });
     }
   }
 }

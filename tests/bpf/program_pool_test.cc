@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <linux/pkt_cls.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <optional>
@@ -102,6 +103,27 @@ TEST_F(ProgramPoolTest, LoadTakesThePooledInstanceAndConfiguresIt) {
   ASSERT_NE(next_classify, nullptr);
   EXPECT_LT(ProgramId((*drop)->egress_fd()), ProgramId(next_drop->egress_fd()));
   EXPECT_LT(ProgramId((*classify)->fd()), ProgramId(next_classify->fd()));
+}
+
+// A load can fail for a passing reason (memory, the fd table): the pool tries again, backing off,
+// instead of leaving every later fault to load its own.
+TEST_F(ProgramPoolTest, KeepsLoadingAfterLoadsFail) {
+  std::atomic<int> drop_loads = 0;
+  std::atomic<int> classify_loads = 0;
+  ProgramPool::Loaders loaders{
+      .drop = [&]() -> absl::StatusOr<std::unique_ptr<DropProgram>> {
+        if (++drop_loads <= 3) return absl::ResourceExhaustedError("drop program: out of memory");
+        return DropProgram::Preload();
+      },
+      .classify = [&](Role role) -> absl::StatusOr<std::unique_ptr<ClassifyProgram>> {
+        if (++classify_loads == 1) return absl::ResourceExhaustedError("classify program: out of memory");
+        return ClassifyProgram::Preload(role);
+      }};
+  ProgramPool pool(1, loaders,
+                   {.first = std::chrono::milliseconds(10), .most = std::chrono::milliseconds(40)});
+  EXPECT_TRUE(Eventually([&] { return Full(pool, 1); }));
+  EXPECT_EQ(drop_loads, 4);
+  EXPECT_EQ(classify_loads, 3);
 }
 
 TEST_F(ProgramPoolTest, WithoutAPoolLoadLoadsItsOwn) {
