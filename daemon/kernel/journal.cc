@@ -157,7 +157,7 @@ absl::StatusOr<JournalEntry> Journal::Record(journal::Change change) {
   // Not fsync'd: the line must outlive this process, not the machine. Once write(2) returns, the page
   // cache holds it for the next agent even after a kill -9; a reboot removes every change it records
   // (qdiscs, filters, ifb devices, processes), and the boot_id makes the replay skip it.
-  absl::Status written = WriteAll(fd_, text);
+  absl::Status written = Append(text);
   if (!written.ok()) {
     return absl::UnavailableError(Cat("cannot write the journal ", path_, " (", written.message(),
                                       "), so faultline does not make the change: ", line.change().what()));
@@ -179,11 +179,21 @@ void Journal::Complete(uint64_t id, bool compact) {
   line.mutable_done()->set_time(log::Timestamp());
   // A done line that never reaches the file (a full disk) only makes the next start undo the change
   // again, which finds nothing: every undo is idempotent.
-  if (absl::Status written = WriteAll(fd_, ToJsonLine(line)); !written.ok()) {
+  if (absl::Status written = Append(ToJsonLine(line)); !written.ok()) {
     log::Warning("journal.write_failed").With("path", path_).With("error", written.ToString());
   }
   // Once every change this process made is undone; entries whose replay failed are kept.
   if (compact && open_.lower_bound(first_own_id_) == open_.end()) Compact();
+}
+
+absl::Status Journal::Append(std::string_view line) {
+  // The end before the write: O_APPEND writes there, and only this agent writes (the directory lock).
+  const off_t end = lseek(fd_, 0, SEEK_END);
+  absl::Status written = WriteAll(fd_, line);
+  if (!written.ok() && end >= 0 && ftruncate(fd_, end) != 0) {
+    log::Warning("journal.truncate_failed").With("path", path_).With("error", std::strerror(errno));
+  }
+  return written;
 }
 
 void Journal::Compact() {

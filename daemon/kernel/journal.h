@@ -28,6 +28,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -104,6 +105,9 @@ class Journal {
   Journal(int directory_fd, int fd, std::string path)
       : directory_fd_(directory_fd), fd_(fd), path_(std::move(path)) {}
   void Complete(uint64_t id, bool compact);
+  // Appends `line` whole, or nothing: after a short write (a full disk) the file is cut back to where
+  // it ended, so that the next line does not land on a torn one, which the replay could not parse.
+  absl::Status Append(std::string_view line);
   // Rewrites the file with the open entries only, atomically (a new file renamed over the old one).
   void Compact();
 

@@ -6,7 +6,9 @@
 
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 #include <filesystem>
 #include <fstream>
@@ -112,6 +114,48 @@ TEST_F(JournalTest, ATornLastLineIsSkipped) {
   auto journal = OpenJournal();
   ASSERT_NE(journal, nullptr);
   EXPECT_EQ(journal->Replay().entries, 1);
+}
+
+// A file size limit of the process (RLIMIT_FSIZE) for a scope: writes past it are cut short, as on a
+// full disk. SIGXFSZ is ignored meanwhile, so the write fails with EFBIG instead of killing the test.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    getrlimit(RLIMIT_FSIZE, &saved_);
+    saved_handler_ = signal(SIGXFSZ, SIG_IGN);
+    rlimit limit = saved_;
+    limit.rlim_cur = bytes;
+    EXPECT_EQ(setrlimit(RLIMIT_FSIZE, &limit), 0);
+  }
+  ~FileSizeLimit() {
+    setrlimit(RLIMIT_FSIZE, &saved_);
+    signal(SIGXFSZ, saved_handler_);
+  }
+  FileSizeLimit(const FileSizeLimit&) = delete;
+  FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+
+ private:
+  rlimit saved_{};
+  sighandler_t saved_handler_ = SIG_DFL;
+};
+
+TEST_F(JournalTest, AShortWriteLeavesNoTornLineForTheNextOneToLandOn) {
+  auto journal = OpenJournal();
+  ASSERT_NE(journal, nullptr);
+  ASSERT_TRUE(journal->Record(QdiscIn("/run/netns/fl-unit-absent-1")).ok());
+  const auto size = std::filesystem::file_size(Cat(dir_, "/journal"));
+  {
+    FileSizeLimit limit(size + 10);  // the next line gets 10 bytes in
+    auto refused = journal->Record(QdiscIn("/run/netns/fl-unit-absent-2"));
+    EXPECT_TRUE(absl::IsUnavailable(refused.status())) << refused.status();
+  }
+  EXPECT_EQ(std::filesystem::file_size(Cat(dir_, "/journal")), size) << Contents();
+  ASSERT_TRUE(journal->Record(QdiscIn("/run/netns/fl-unit-absent-3")).ok());
+  journal.reset();  // the agent dies with entries 1 and 3 open
+
+  auto next = OpenJournal();
+  ASSERT_NE(next, nullptr);
+  EXPECT_EQ(next->Replay().entries, 2) << "both lines parse";
 }
 
 TEST_F(JournalTest, ASecondAgentOnTheSameStateDirectoryIsRefused) {
