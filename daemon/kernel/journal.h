@@ -14,9 +14,9 @@
 // line that fails to parse and is skipped without losing the others, and appends are one write(2)
 // each; protobuf's JSON because the schema, the escaping and the parser come tested, and unknown
 // fields are ignored. For example:
-//   {"id":"3","change":{"what":"cls_bpf egress pref 49151 handle 0x1 (fl_drop_egress:[812]) on fl-host
-//    in netns /run/netns/x","time":"...","boot_id":"...","filter":{"device":{...},"hook":"egress",
-//    "priority":49151,"handle":1,"name":"fl_drop_egress:[812]"}}}
+//   {"id":"3","change":{"what":"cls_bpf egress at the kernel's priority handle 0x1 on fl-host in netns
+//    /run/netns/x running fl_drop_egress:[812]","time":"...","boot_id":"...","filter":{"device":{...},
+//    "hook":"egress","handle":1,"name":"fl_drop_egress:[812]"}}}
 //   {"id":"3","done":{"time":"..."}}
 #pragma once
 

@@ -110,19 +110,6 @@ absl::StatusOr<bool> HasClsact(int ifindex) {
                      [](const DumpedTc& qdisc) { return qdisc.parent == TC_H_CLSACT; });
 }
 
-// The priority the kernel would give a new filter (tc_new_tfilter with priority 0, tcf_auto_prio):
-// one below the first filter at 32768 or above, 49152 when there is none.
-absl::StatusOr<uint32_t> FreePriority(int ifindex, Hook direction) {
-  auto filters = HookFilters(ifindex, direction);
-  if (!filters.ok()) return filters.status();
-  uint32_t lowest = 0;
-  for (const DumpedTc& filter : *filters) {
-    uint32_t priority = TC_H_MAJ(filter.info) >> 16;
-    if (priority >= 0x8000 && (lowest == 0 || priority < lowest)) lowest = priority;
-  }
-  return lowest == 0 ? 0xc000 : lowest - 1;
-}
-
 // A filter's TCA_BPF_NAME, from its dumped options; "" for other kinds.
 std::string BpfName(const DumpedTc& filter) {
   if (filter.kind != "bpf" || filter.options.empty()) return "";
@@ -158,14 +145,13 @@ absl::StatusOr<std::string> RemoveClsact(int ifindex, const std::string& interfa
   return "removed";
 }
 
-// Held from picking a filter's priority until the filter is attached, so two faults never pick one.
-std::mutex attach_mutex;
-
+// Priority 0: the kernel's pick, not known before the filter exists.
 std::string DescribeFilter(const ClsactHook& hook, Hook direction, uint32_t priority, uint32_t handle,
                            const std::string& redirect_to) {
-  return Cat("cls_bpf ", HookName(direction), " pref ", priority, " handle 0x", std::hex, handle, std::dec,
-             redirect_to.empty() ? "" : Cat(" with mirred redirect to ", redirect_to), " on ",
-             hook.interface(), " in ", hook.netns().Describe());
+  return Cat("cls_bpf ", HookName(direction),
+             priority == 0 ? " at the kernel's priority" : Cat(" pref ", priority), " handle 0x", std::hex,
+             handle, std::dec, redirect_to.empty() ? "" : Cat(" with mirred redirect to ", redirect_to),
+             " on ", hook.interface(), " in ", hook.netns().Describe());
 }
 
 // Journals a filter about to be attached (in the hook's namespace).
@@ -255,31 +241,29 @@ ClsactHook::~ClsactHook() {
 }
 
 absl::StatusOr<std::unique_ptr<TcFilter>> TcFilter::Attach(std::shared_ptr<ClsactHook> hook, Hook direction,
-                                                           int program_fd, uint32_t priority) {
+                                                           int program_fd) {
   auto scope = NetnsScope::Enter(hook->netns());
   if (!scope.ok()) return scope.status();
   std::string where = Cat("interface ", hook->interface(), " in ", hook->netns().Describe(),
                           ": cannot attach a cls_bpf ", HookName(direction), " filter: ");
-  std::lock_guard lock(attach_mutex);
-  if (priority == 0) {
-    auto free = FreePriority(hook->ifindex(), direction);
-    if (!free.ok()) return absl::Status(free.status().code(), Cat(where, free.status().message()));
-    priority = *free;
-  }
   constexpr uint32_t kHandle = 1;  // the filter is alone at its priority
-  auto entry = RecordFilter(*hook, direction, priority, kHandle, program_fd, "");
+  // Priority 0: the kernel picks one under the RTNL lock (tc_new_tfilter, tcf_auto_prio), so two
+  // processes attaching to one hook at once never pick the same. The journal line names the filter
+  // by its handle and its program's name, which carries the program's id, instead of a priority no
+  // one knows yet.
+  auto entry = RecordFilter(*hook, direction, 0, kHandle, program_fd, "");
   if (!entry.ok()) return entry.status();
   bpf_tc_hook tc_hook = MakeHook(hook->ifindex(), AttachPoint(direction));
   bpf_tc_opts opts{};
   opts.sz = sizeof(opts);
   opts.prog_fd = program_fd;
-  opts.priority = priority;
   opts.handle = kHandle;
+  // libbpf sends NLM_F_ECHO and reads the priority the kernel gave back into opts.
   if (int err = bpf_tc_attach(&tc_hook, &opts); err != 0) {
     entry->Done();
     return absl::FailedPreconditionError(Cat(where, std::strerror(-err)));
   }
-  auto filter = std::unique_ptr<TcFilter>(new TcFilter(std::move(hook), direction, kHandle, priority));
+  auto filter = std::unique_ptr<TcFilter>(new TcFilter(std::move(hook), direction, kHandle, opts.priority));
   filter->entry_ = *std::move(entry);
   return filter;
 }
@@ -401,17 +385,19 @@ absl::StatusOr<std::string> UndoRecordedFilter(const journal::Filter& recorded) 
   int ifindex = recorded.device().ifindex();
   auto filters = HookFilters(ifindex, direction);
   if (!filters.ok()) return filters.status();
-  bool found = std::any_of(filters->begin(), filters->end(), [&](const DumpedTc& filter) {
-    return TC_H_MAJ(filter.info) >> 16 == recorded.priority() && filter.handle == recorded.handle() &&
-           BpfName(filter) == recorded.name();
+  // Priority 0 in the record: the kernel picked it, and the program's name (with its id) finds it.
+  auto found = std::find_if(filters->begin(), filters->end(), [&](const DumpedTc& filter) {
+    uint32_t priority = TC_H_MAJ(filter.info) >> 16;
+    return (recorded.priority() == 0 || priority == recorded.priority()) &&
+           filter.handle == recorded.handle() && BpfName(filter) == recorded.name();
   });
-  if (!found)
+  if (found == filters->end())
     return absl::NotFoundError(Cat("no filter ", recorded.name(), " is at that priority and handle"));
   bpf_tc_hook tc_hook = MakeHook(ifindex, AttachPoint(direction));
   bpf_tc_opts opts{};
   opts.sz = sizeof(opts);
   opts.handle = recorded.handle();
-  opts.priority = recorded.priority();
+  opts.priority = TC_H_MAJ(found->info) >> 16;
   int err = bpf_tc_detach(&tc_hook, &opts);
   if (err == -ENOENT || err == -ENODEV || err == -EINVAL) return absl::NotFoundError("the filter is gone");
   if (err != 0) return absl::InternalError(Cat("cannot delete the filter: ", std::strerror(-err)));

@@ -50,12 +50,10 @@ class ClsactHook {
 // A cls_bpf filter running one BPF program on a clsact hook; detached when destroyed.
 class TcFilter {
  public:
-  // Direct action: the program's return value is the verdict. `priority` 0 picks a free one as the
-  // kernel would (49152, then one below the lowest taken from 32768 up: newer filters run first); a
-  // filter that must run after every such one asks for a higher number. faultline picks it, not the
-  // kernel, so that the journal names the filter before it exists. Handle 1.
+  // Direct action: the program's return value is the verdict. At the priority the kernel picks (49152,
+  // then one below the lowest taken from 32768 up: newer filters run first), handle 1.
   static absl::StatusOr<std::unique_ptr<TcFilter>> Attach(std::shared_ptr<ClsactHook> hook, Hook direction,
-                                                          int program_fd, uint32_t priority = 0);
+                                                          int program_fd);
   // On the hook's ingress, at `priority` (not 0): a filter that hands the packets its program selects
   // to the egress of device `target_ifindex`, as RedirectFilterRequest describes.
   static absl::StatusOr<std::unique_ptr<TcFilter>> AttachRedirect(std::shared_ptr<ClsactHook> hook,

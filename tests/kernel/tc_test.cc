@@ -8,8 +8,10 @@
 #include <bpf/bpf.h>
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <initializer_list>
 #include <iterator>
 #include <memory>
 #include <optional>
@@ -49,12 +51,15 @@ int LoadSelectEverything() {
   return bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "fl_select_all", "GPL", program, std::size(program), nullptr);
 }
 
-class RedirectFilterTest : public ::testing::Test {
+// Two scratch namespaces joined by a veth pair, the clsact hook on fl-a, and a program to attach.
+class HookTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { SetUpWith({"clsact", "cls_bpf", "bpf"}); }
+
+  void SetUpWith(std::initializer_list<const char*> features) {
     if (geteuid() != 0)
       GTEST_SKIP() << "needs root: the tests create network namespaces, devices and filters";
-    for (const char* feature : {"ifb", "clsact", "cls_bpf", "mirred", "bpf"}) {
+    for (const char* feature : features) {
       if (!Features().Has(feature)) {
         const v1::Feature* found = Features().Find(feature);
         GTEST_SKIP() << "kernel " << Features().release << " has no " << feature << ": "
@@ -68,14 +73,6 @@ class RedirectFilterTest : public ::testing::Test {
     auto netns = Netns::Open(Cat("/run/netns/", ns_));
     ASSERT_TRUE(netns.ok()) << netns.status();
     netns_ = *netns;
-    // An ifb drops what its own stack sends (IPv6 router solicitations, MLD reports): not redirected
-    // either. Without IPv6 on it, every drop it counts is a redirected packet it refused.
-    CommandResult no_ipv6 =
-        Shell(Cat("ip netns exec ", ns_, " sysctl -qw net.ipv6.conf.default.disable_ipv6=1"));
-    ASSERT_EQ(no_ipv6.exit_code, 0) << no_ipv6.output;
-    auto ifb = IfbDevice::Create(netns_, "fl-ifb0");
-    ASSERT_TRUE(ifb.ok()) << ifb.status();
-    ifb_ = *std::move(ifb);
     auto hook = ClsactHook::Acquire(netns_, "fl-a");
     ASSERT_TRUE(hook.ok()) << hook.status();
     hook_ = *hook;
@@ -85,26 +82,52 @@ class RedirectFilterTest : public ::testing::Test {
 
   void TearDown() override {
     hook_.reset();
-    ifb_.reset();
     if (program_fd_ >= 0) close(program_fd_);
     netns_.reset();
     pair_.reset();
   }
 
-  std::string IngressFilters() { return Shell(Cat("tc -n ", ns_, " filter show dev fl-a ingress")).output; }
-
-  uint64_t IfbCounter(const std::string& name) {
-    CommandResult read = Shell(Cat("ip netns exec ", ns_, " cat /sys/class/net/fl-ifb0/statistics/", name));
-    return read.exit_code == 0 ? std::stoull(read.output) : ~0ull;
+  std::string Filters(const char* hook) {
+    return Shell(Cat("tc -n ", ns_, " filter show dev fl-a ", hook)).output;
   }
 
   std::string ns_;
   std::string peer_ns_;
   std::optional<test::VethPair> pair_;
   std::shared_ptr<Netns> netns_;
-  std::unique_ptr<IfbDevice> ifb_;
   std::shared_ptr<ClsactHook> hook_;
   int program_fd_ = -1;
+};
+
+class RedirectFilterTest : public HookTest {
+ protected:
+  void SetUp() override {
+    SetUpWith({"ifb", "clsact", "cls_bpf", "mirred", "bpf"});
+    if (IsSkipped() || HasFatalFailure()) return;
+    // An ifb drops what its own stack sends (IPv6 router solicitations, MLD reports): not redirected
+    // either. Without IPv6 on it, every drop it counts is a redirected packet it refused.
+    CommandResult no_ipv6 =
+        Shell(Cat("ip netns exec ", ns_, " sysctl -qw net.ipv6.conf.default.disable_ipv6=1"));
+    ASSERT_EQ(no_ipv6.exit_code, 0) << no_ipv6.output;
+    auto ifb = IfbDevice::Create(netns_, "fl-ifb0");
+    ASSERT_TRUE(ifb.ok()) << ifb.status();
+    ifb_ = *std::move(ifb);
+  }
+
+  void TearDown() override {
+    hook_.reset();  // its filters before the device they redirect to
+    ifb_.reset();
+    HookTest::TearDown();
+  }
+
+  std::string IngressFilters() { return Filters("ingress"); }
+
+  uint64_t IfbCounter(const std::string& name) {
+    CommandResult read = Shell(Cat("ip netns exec ", ns_, " cat /sys/class/net/fl-ifb0/statistics/", name));
+    return read.exit_code == 0 ? std::stoull(read.output) : ~0ull;
+  }
+
+  std::unique_ptr<IfbDevice> ifb_;
 };
 
 void ExpectContains(const std::string& text, const std::string& part) {
@@ -148,6 +171,51 @@ TEST_F(RedirectFilterTest, Refusals) {
   ASSERT_TRUE(first.ok()) << first.status();
   auto again = TcFilter::AttachRedirect(hook_, program_fd_, kPriority, ifb_->ifindex());
   EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists) << again.status();
+}
+
+// Agents are separate processes that may share a hook: filters they attach at the same moment must
+// all go on, each at a priority of its own. (Picking a free priority from a dump of the hook, then
+// attaching at it, let two processes pick the same one, and the second attach failed with EEXIST.)
+TEST_F(HookTest, FiltersAttachedByProcessesAtOnceAllGoOn) {
+  constexpr int kProcesses = 4;
+  constexpr int kFiltersEach = 15;
+  std::vector<pid_t> children;
+  for (int p = 0; p < kProcesses; p++) {
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      // Each child attaches its filters, keeps them until all are on, and removes them on exit.
+      std::vector<std::unique_ptr<TcFilter>> filters;
+      for (int i = 0; i < kFiltersEach; i++) {
+        auto filter = TcFilter::Attach(hook_, Hook::kEgress, program_fd_);
+        if (!filter.ok()) _exit(1);
+        filters.push_back(*std::move(filter));
+      }
+      usleep(300'000);
+      filters.clear();
+      _exit(0);
+    }
+    children.push_back(child);
+  }
+  std::string shown;
+  for (int i = 0; i < 100 && shown.empty(); i++) {
+    usleep(20'000);
+    std::string filters = Filters("egress");
+    int count = 0;
+    // `tc filter show` prints a header line per priority, then the filter, which has the handle.
+    for (size_t at = filters.find("handle 0x1 "); at != std::string::npos;
+         at = filters.find("handle 0x1 ", at + 1))
+      count++;
+    if (count == kProcesses * kFiltersEach) shown = filters;
+  }
+  for (pid_t child : children) {
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "a process could not attach all its filters";
+  }
+  EXPECT_NE(shown, "") << "never saw all " << kProcesses * kFiltersEach << " filters on at once";
+  EXPECT_EQ(Filters("egress"), "") << "each process removed its own";
 }
 
 }  // namespace
