@@ -4,9 +4,11 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -69,38 +71,48 @@ void ProgramPool::Run(std::stop_token stop) {
   if (int err = pthread_setschedparam(pthread_self(), SCHED_IDLE, &param); err != 0) {
     log::Warning("program_pool.priority").With("error", std::strerror(err));
   }
+  using Clock = std::chrono::steady_clock;
+  // Per kind (drop, classifier, redirect), so that one that keeps failing does not hold up the others:
+  // when it may be tried again, and the wait after its next failure.
+  std::array<Clock::time_point, 3> retry_at{};
+  std::array<std::chrono::milliseconds, 3> retry_in{backoff_.first, backoff_.first, backoff_.first};
   std::unique_lock lock(mutex_);
-  std::chrono::milliseconds retry_in = backoff_.first;
-  while (!stop.stop_requested()) {
-    // Adds one instance to `ready` unless it is full (false), loading outside the lock.
-    auto top_up = [&](auto& ready, auto load) {
-      if (ready.size() >= depth_) return false;
-      lock.unlock();
-      auto loaded = load();
-      lock.lock();
-      if (loaded.ok()) {
-        ready.push_back(std::move(*loaded));
-        retry_in = backoff_.first;
-        return true;
-      }
-      log::Warning("program_pool.load_failed")
-          .With("error", std::string(loaded.status().message()))
-          .With("retry_in_ms", static_cast<int64_t>(retry_in.count()));
-      // Wakes only when stopped: a take meanwhile changes nothing about why the load failed.
-      taken_.wait_for(lock, stop, retry_in, [] { return false; });
-      retry_in = std::min(retry_in * 2, backoff_.most);
+  auto ready = [&](size_t kind) { return kind == 0 ? drop_.size() : classify_[kind - 1].size(); };
+  auto loadable = [&](size_t kind) { return ready(kind) < depth_ && Clock::now() >= retry_at[kind]; };
+  // Adds one instance of `kind` to `queue` when it is loadable (else false), loading outside the lock.
+  auto top_up = [&](size_t kind, auto& queue, auto load) {
+    if (!loadable(kind)) return false;
+    lock.unlock();
+    auto loaded = load();
+    lock.lock();
+    if (loaded.ok()) {
+      queue.push_back(std::move(*loaded));
+      retry_in[kind] = backoff_.first;
       return true;
-    };
-    auto wanted = [&] {
-      return drop_.size() < depth_ || classify_[0].size() < depth_ || classify_[1].size() < depth_;
-    };
-    if (!wanted()) {
-      taken_.wait(lock, stop, wanted);
+    }
+    log::Warning("program_pool.load_failed")
+        .With("error", std::string(loaded.status().message()))
+        .With("retry_in_ms", static_cast<int64_t>(retry_in[kind].count()));
+    retry_at[kind] = Clock::now() + retry_in[kind];
+    retry_in[kind] = std::min(retry_in[kind] * 2, backoff_.most);
+    return true;
+  };
+  while (!stop.stop_requested()) {
+    if (top_up(0, drop_, loaders_.drop) ||
+        top_up(1, classify_[0], [this] { return loaders_.classify(Role::kClassifier); }) ||
+        top_up(2, classify_[1], [this] { return loaders_.classify(Role::kRedirect); })) {
       continue;
     }
-    if (!top_up(drop_, loaders_.drop) &&
-        !top_up(classify_[0], [this] { return loaders_.classify(Role::kClassifier); })) {
-      top_up(classify_[1], [this] { return loaders_.classify(Role::kRedirect); });
+    // Nothing to load now: wait for a take, or until the first kind short of instances may be retried.
+    auto any_loadable = [&] { return loadable(0) || loadable(1) || loadable(2); };
+    std::optional<Clock::time_point> retry;
+    for (size_t kind = 0; kind < retry_at.size(); kind++) {
+      if (ready(kind) < depth_ && (!retry || retry_at[kind] < *retry)) retry = retry_at[kind];
+    }
+    if (retry) {
+      taken_.wait_until(lock, stop, *retry, any_loadable);
+    } else {
+      taken_.wait(lock, stop, any_loadable);
     }
   }
 }

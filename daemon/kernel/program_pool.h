@@ -5,8 +5,8 @@
 // takes one and configures it (DropProgram::Load, ClassifyProgram::Load*). A thread at SCHED_IDLE
 // loads the replacements, so the verifier runs when the CPUs have nothing else to do. A fault that
 // finds its kind empty loads its own, as it would without a pool. A load that fails is tried again
-// later, backing off: a failure can be passing (memory, a full fd table), and a pool that stopped for
-// good would cost every later inject its own load.
+// later, backing off, each kind on its own: a failure can be passing (memory, a full fd table), and a
+// pool that stopped for good would cost every later inject its own load.
 #pragma once
 
 #include <array>
@@ -33,8 +33,8 @@ class ProgramPool {
     std::function<absl::StatusOr<std::unique_ptr<ClassifyProgram>>(ClassifyProgram::Role)> classify =
         [](ClassifyProgram::Role role) { return ClassifyProgram::Preload(role); };
   };
-  // After a failed load the loader waits `first`, then twice as long after each further failure, up
-  // to `most`; a load that succeeds starts it over.
+  // After a failed load of one kind the loader tries that kind again after `first`, then twice as long
+  // after each further failure, up to `most`; a load that succeeds starts it over. Other kinds go on.
   struct Backoff {
     std::chrono::milliseconds first{1000};
     std::chrono::milliseconds most{60'000};

@@ -119,11 +119,28 @@ TEST_F(ProgramPoolTest, KeepsLoadingAfterLoadsFail) {
         if (++classify_loads == 1) return absl::ResourceExhaustedError("classify program: out of memory");
         return ClassifyProgram::Preload(role);
       }};
+  const auto start = std::chrono::steady_clock::now();
   ProgramPool pool(1, loaders,
                    {.first = std::chrono::milliseconds(10), .most = std::chrono::milliseconds(40)});
   EXPECT_TRUE(Eventually([&] { return Full(pool, 1); }));
   EXPECT_EQ(drop_loads, 4);
   EXPECT_EQ(classify_loads, 3);
+  // The drop program's retries waited 10, 20 and 40 ms (capped at `most`) between its four tries.
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(70));
+}
+
+TEST_F(ProgramPoolTest, AKindThatKeepsFailingDoesNotHoldUpTheOthers) {
+  std::atomic<int> drop_loads = 0;
+  ProgramPool::Loaders loaders{.drop = [&]() -> absl::StatusOr<std::unique_ptr<DropProgram>> {
+    ++drop_loads;
+    return absl::FailedPreconditionError("drop program: the verifier refused it");
+  }};
+  ProgramPool pool(2, loaders, {.first = std::chrono::milliseconds(5), .most = std::chrono::milliseconds(5)});
+  EXPECT_TRUE(Eventually([&] {
+    ProgramPool::Counts ready = pool.Ready();
+    return ready.classifier == 2 && ready.redirect == 2 && drop_loads >= 3;
+  }));
+  EXPECT_EQ(pool.Ready().drop, 0u);
 }
 
 TEST_F(ProgramPoolTest, WithoutAPoolLoadLoadsItsOwn) {
