@@ -48,8 +48,8 @@ TargetMaps TargetMapsOf(const Skeleton& skeleton) {
 absl::Status ShareGuard(const char* program, const TargetMaps& maps);
 
 // After load, before the program is attached: refuses a spec that selects no packets, writes its
-// deadline, protocols and match flags into `config` (the mmapped .bss; the program's other config
-// fields are left alone), and fills the tries and the port bitmap.
+// deadline, protocols, match flags and the peers' first-octet map into `config` (the mmapped .bss; the
+// program's other config fields are left alone), and fills the tries and the port bitmap.
 absl::Status ConfigureTarget(const char* program, const TargetSpec& spec, const TargetMaps& maps,
                              fl_target_config& config);
 

@@ -261,7 +261,15 @@ absl::StatusOr<std::unique_ptr<TcFilter>> TcFilter::Attach(std::shared_ptr<Clsac
   // libbpf sends NLM_F_ECHO and reads the priority the kernel gave back into opts.
   if (int err = bpf_tc_attach(&tc_hook, &opts); err != 0) {
     entry->Done();
-    return absl::FailedPreconditionError(Cat(where, std::strerror(-err)));
+    return absl::FailedPreconditionError(Cat(
+        where, std::strerror(-err),
+        err == -EINVAL ? " (the kernel picks no priority for a new filter while one sits at exactly 32768)"
+                       : ""));
+  }
+  if (opts.priority == 0) {
+    // Without it the filter could not be removed by name and priority; the entry stays open, so the
+    // next agent's replay, which finds it by name, removes it.
+    return absl::InternalError(Cat(where, "the kernel did not report the priority it gave the filter"));
   }
   auto filter = std::unique_ptr<TcFilter>(new TcFilter(std::move(hook), direction, kHandle, opts.priority));
   filter->entry_ = *std::move(entry);
@@ -392,7 +400,7 @@ absl::StatusOr<std::string> UndoRecordedFilter(const journal::Filter& recorded) 
            filter.handle == recorded.handle() && BpfName(filter) == recorded.name();
   });
   if (found == filters->end())
-    return absl::NotFoundError(Cat("no filter ", recorded.name(), " is at that priority and handle"));
+    return absl::NotFoundError(Cat("no filter ", recorded.name(), " with that handle is on the hook"));
   bpf_tc_hook tc_hook = MakeHook(ifindex, AttachPoint(direction));
   bpf_tc_opts opts{};
   opts.sz = sizeof(opts);

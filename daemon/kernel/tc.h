@@ -87,8 +87,9 @@ class TcFilter {
 // there was nothing left to undo (the namespace, device or object is gone, or the clsact carries
 // filters someone else attached); another error when the undo failed.
 absl::StatusOr<std::string> UndoRecordedClsact(const journal::Clsact& recorded);
-// Deletes the filter at the recorded hook, priority and handle only if it is cls_bpf with the
-// recorded name (program name and id): never a filter someone attached there since.
+// Deletes the filter at the recorded hook and handle, and the recorded priority (any, when 0 is
+// recorded), only if it is cls_bpf with the recorded name (program name and id): never a filter
+// someone else attached.
 absl::StatusOr<std::string> UndoRecordedFilter(const journal::Filter& recorded);
 
 // The request for a redirect filter on the clsact ingress hook of device `ifindex`: cls_bpf at

@@ -6,8 +6,11 @@
 #include "kernel/tc.h"
 
 #include <bpf/bpf.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -179,42 +182,63 @@ TEST_F(RedirectFilterTest, Refusals) {
 TEST_F(HookTest, FiltersAttachedByProcessesAtOnceAllGoOn) {
   constexpr int kProcesses = 4;
   constexpr int kFiltersEach = 15;
+  // Children report through `attached` (a byte once all their filters are on, none on failure) and
+  // wait on `release` until the parent has looked; fork is safe here: the test process has one thread.
+  int attached[2];
+  int release[2];
+  ASSERT_EQ(pipe2(attached, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(release, O_CLOEXEC), 0);
   std::vector<pid_t> children;
   for (int p = 0; p < kProcesses; p++) {
     pid_t child = fork();
     ASSERT_GE(child, 0);
     if (child == 0) {
-      // Each child attaches its filters, keeps them until all are on, and removes them on exit.
+      close(attached[0]);
+      close(release[1]);
       std::vector<std::unique_ptr<TcFilter>> filters;
       for (int i = 0; i < kFiltersEach; i++) {
         auto filter = TcFilter::Attach(hook_, Hook::kEgress, program_fd_);
         if (!filter.ok()) _exit(1);
         filters.push_back(*std::move(filter));
       }
-      usleep(300'000);
-      filters.clear();
+      char byte = 1;
+      if (write(attached[1], &byte, 1) != 1) _exit(1);
+      // The parent closes its end once it has looked (read returns 0), or dies (the same).
+      while (read(release[0], &byte, 1) > 0) {
+      }
+      filters.clear();  // each removes its own; its copy of the hook must not remove the clsact
       _exit(0);
     }
     children.push_back(child);
   }
-  std::string shown;
-  for (int i = 0; i < 100 && shown.empty(); i++) {
-    usleep(20'000);
-    std::string filters = Filters("egress");
-    int count = 0;
-    // `tc filter show` prints a header line per priority, then the filter, which has the handle.
-    for (size_t at = filters.find("handle 0x1 "); at != std::string::npos;
-         at = filters.find("handle 0x1 ", at + 1))
-      count++;
-    if (count == kProcesses * kFiltersEach) shown = filters;
+  close(attached[1]);
+  close(release[0]);
+  int reported = 0;
+  for (char byte; reported < kProcesses;) {
+    pollfd ready{.fd = attached[0], .events = POLLIN, .revents = 0};
+    if (poll(&ready, 1, 20'000) != 1 || read(attached[0], &byte, 1) != 1) break;  // 0: every child gone
+    reported++;
   }
+  std::string filters = Filters("egress");
+  close(release[1]);
+  close(attached[0]);
   for (pid_t child : children) {
     int status = 0;
-    ASSERT_EQ(waitpid(child, &status, 0), child);
+    for (int i = 0; i < 200 && waitpid(child, &status, WNOHANG) == 0; i++) usleep(50'000);
+    if (waitpid(child, &status, WNOHANG) == 0) {
+      kill(child, SIGKILL);
+      waitpid(child, &status, 0);
+    }
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
         << "a process could not attach all its filters";
   }
-  EXPECT_NE(shown, "") << "never saw all " << kProcesses * kFiltersEach << " filters on at once";
+  EXPECT_EQ(reported, kProcesses);
+  // `tc filter show` prints a header line per priority, then the filter, which has the handle.
+  int shown = 0;
+  for (size_t at = filters.find("handle 0x1 "); at != std::string::npos;
+       at = filters.find("handle 0x1 ", at + 1))
+    shown++;
+  EXPECT_EQ(shown, kProcesses * kFiltersEach) << filters;
   EXPECT_EQ(Filters("egress"), "") << "each process removed its own";
 }
 
