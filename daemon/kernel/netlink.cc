@@ -157,9 +157,24 @@ absl::StatusOr<NetlinkAnswer> RouteSocket::RunLibnl(const std::function<int(nl_s
 }
 
 absl::Status RouteSocket::Dump(int type, const tcmsg& request, const std::function<void(nlmsghdr*)>& each) {
+  auto answer = Exchange(type, NLM_F_DUMP, request, each);
+  if (!answer.ok()) return answer.status();
+  if (answer->error != 0)
+    return StatusFromErrno(answer->error, DescribeKernelError(answer->error, answer->message));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<NetlinkAnswer> RouteSocket::Get(int type, const tcmsg& request,
+                                               const std::function<void(nlmsghdr*)>& each) {
+  // The qdisc layer answers a get as it notifies a change: to the asker only when it asks for an echo.
+  return Exchange(type, NLM_F_ECHO, request, each);
+}
+
+absl::StatusOr<NetlinkAnswer> RouteSocket::Exchange(int type, int flags, const tcmsg& request,
+                                                    const std::function<void(nlmsghdr*)>& each) {
   answer_.reset();
   tcmsg header = request;
-  if (int err = nl_send_simple(sock_, type, NLM_F_DUMP, &header, sizeof(header)); err < 0) {
+  if (int err = nl_send_simple(sock_, type, flags, &header, sizeof(header)); err < 0) {
     return absl::UnavailableError(Cat("cannot send to rtnetlink: ", nl_geterror(err)));
   }
   nl_cb* cb = Callbacks();
@@ -169,13 +184,16 @@ absl::Status RouteSocket::Dump(int type, const tcmsg& request, const std::functi
     return static_cast<int>(NL_OK);
   };
   nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, on_valid, const_cast<std::function<void(nlmsghdr*)>*>(&each));
+  nl_cb_set(cb, NL_CB_ACK, NL_CB_CUSTOM, &RouteSocket::OnAck, this);
   int err = nl_recvmsgs(sock_, cb);
+  // A dump ends with NLMSG_DONE and no acknowledgement; a get's answer and the acknowledgement that
+  // libnl asks for come one after the other, so a second read takes the acknowledgement.
+  if (flags != NLM_F_DUMP && err >= 0 && !answer_.has_value()) err = nl_recvmsgs(sock_, cb);
   nl_cb_put(cb);
-  if (answer_.has_value()) {
-    return StatusFromErrno(answer_->error, DescribeKernelError(answer_->error, answer_->message));
-  }
-  if (err < 0) return absl::UnavailableError(Cat("rtnetlink dump failed: ", nl_geterror(err)));
-  return absl::OkStatus();
+  if (answer_.has_value()) return *answer_;
+  if (err < 0) return absl::UnavailableError(Cat("no answer from rtnetlink: ", nl_geterror(err)));
+  if (flags != NLM_F_DUMP) return absl::UnavailableError("rtnetlink did not acknowledge the request");
+  return NetlinkAnswer{};
 }
 
 nl_cb* RouteSocket::Callbacks() {
@@ -210,6 +228,23 @@ absl::StatusOr<std::vector<DumpedTc>> DumpTc(RouteSocket& socket, int type, int 
     }
   });
   if (!status.ok()) return status;
+  return found;
+}
+
+absl::StatusOr<std::optional<DumpedTc>> GetTc(RouteSocket& socket, int type, int ifindex, uint32_t parent) {
+  std::optional<DumpedTc> found;
+  tcmsg request{};
+  request.tcm_family = AF_UNSPEC;
+  request.tcm_ifindex = ifindex;
+  request.tcm_parent = parent;
+  auto answer = socket.Get(type, request, [&](nlmsghdr* header) {
+    if (auto got = ParseTcMessage(header); got && got->ifindex == ifindex && got->parent == parent)
+      found = *got;
+  });
+  if (!answer.ok()) return answer.status();
+  if (answer->error == ENOENT) return std::nullopt;
+  if (answer->error != 0)
+    return StatusFromErrno(answer->error, DescribeKernelError(answer->error, answer->message));
   return found;
 }
 

@@ -61,10 +61,18 @@ class RouteSocket {
   // message to `each`.
   absl::Status Dump(int type, const tcmsg& request, const std::function<void(nlmsghdr*)>& each);
 
+  // Asks for the one object `request` names, passing it to `each`. As with Request, an error status
+  // only when libnl failed before the kernel answered; a refusal (ENOENT: no such object) is in the
+  // answer.
+  absl::StatusOr<NetlinkAnswer> Get(int type, const tcmsg& request,
+                                    const std::function<void(nlmsghdr*)>& each);
+
  private:
   RouteSocket() = default;
 
   nl_cb* Callbacks();
+  absl::StatusOr<NetlinkAnswer> Exchange(int type, int flags, const tcmsg& request,
+                                         const std::function<void(nlmsghdr*)>& each);
   static int OnError(sockaddr_nl* from, nlmsgerr* err, void* arg);
   static int OnAck(nl_msg* msg, void* arg);
 
@@ -87,5 +95,9 @@ struct DumpedTc {
 // The qdiscs, classes or filters (`type` RTM_GETQDISC, RTM_GETTCLASS, RTM_GETTFILTER) of device
 // `ifindex`; for filters, those attached to `parent`.
 absl::StatusOr<std::vector<DumpedTc>> DumpTc(RouteSocket& socket, int type, int ifindex, uint32_t parent);
+
+// The one qdisc or class of device `ifindex` at `parent` (a get, not a dump); nullopt when the kernel
+// has none there (ENOENT).
+absl::StatusOr<std::optional<DumpedTc>> GetTc(RouteSocket& socket, int type, int ifindex, uint32_t parent);
 
 }  // namespace faultline::kernel

@@ -100,14 +100,17 @@ absl::StatusOr<std::vector<DumpedTc>> HookFilters(int ifindex, Hook direction) {
   return DumpTc(**socket, RTM_GETTFILTER, ifindex, ClsactParent(direction));
 }
 
-// Whether the device has a clsact (or ingress) qdisc, in the calling thread's namespace.
+// Whether the device has a clsact (or ingress) qdisc, in the calling thread's namespace. One get of
+// the device's ingress slot, not a dump: tc_dump_qdisc walks every device of the namespace, hundreds
+// in a node's root namespace.
 absl::StatusOr<bool> HasClsact(int ifindex) {
   auto socket = RouteSocket::Open();
   if (!socket.ok()) return socket.status();
-  auto qdiscs = DumpTc(**socket, RTM_GETQDISC, ifindex, 0);
-  if (!qdiscs.ok()) return qdiscs.status();
-  return std::any_of(qdiscs->begin(), qdiscs->end(),
-                     [](const DumpedTc& qdisc) { return qdisc.parent == TC_H_CLSACT; });
+  // ENOENT (nullopt) when the device never had an ingress slot; once a clsact or ingress qdisc was
+  // deleted, the slot holds the kernel's built-in noop qdisc, which it acknowledges but does not report.
+  auto qdisc = GetTc(**socket, RTM_GETQDISC, ifindex, TC_H_CLSACT);
+  if (!qdisc.ok()) return qdisc.status();
+  return qdisc->has_value();
 }
 
 // A filter's TCA_BPF_NAME, from its dumped options; "" for other kinds.

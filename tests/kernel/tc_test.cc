@@ -11,18 +11,23 @@
 #include <linux/bpf.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <initializer_list>
 #include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "faultline/api/cat.h"
 #include "kernel/capabilities.h"
+#include "kernel/journal.h"
 #include "kernel/qdisc.h"
 #include "shell.h"
 #include "target_abi.h"
@@ -240,6 +245,48 @@ TEST_F(HookTest, FiltersAttachedByProcessesAtOnceAllGoOn) {
     shown++;
   EXPECT_EQ(shown, kProcesses * kFiltersEach) << filters;
   EXPECT_EQ(Filters("egress"), "") << "each process removed its own";
+}
+
+// Acquire journals a clsact before making it, and only then: one that was there is adopted, not
+// recorded, so that a replay after a crash never deletes someone else's qdisc.
+TEST_F(HookTest, JournalsTheClsactOnlyWhereThereWasNone) {
+  // Acquires the hook with a journal of its own installed: whether it made the clsact, and how many
+  // clsact changes the journal holds while the hook is held.
+  auto acquire = [](const std::shared_ptr<Netns>& netns, const std::string& interface) {
+    char dir[] = "/tmp/fltest-journal-XXXXXX";
+    std::pair<bool, int> made{false, -1};
+    if (mkdtemp(dir) == nullptr) return made;
+    if (auto journal = Journal::Open(dir); journal.ok()) {
+      Journal::Install(journal->get());
+      if (auto hook = ClsactHook::Acquire(netns, interface); hook.ok()) {
+        made.first = (*hook)->created();
+        std::ifstream in((*journal)->path());
+        made.second = 0;
+        for (std::string line; std::getline(in, line);)
+          made.second += line.find("\"clsact\":") != std::string::npos;
+      } else {
+        ADD_FAILURE() << hook.status();
+      }
+      Journal::Install(nullptr);
+    }
+    std::filesystem::remove_all(dir);
+    return made;
+  };
+  std::shared_ptr<Netns> peer;
+  if (auto opened = Netns::Open(Cat("/run/netns/", peer_ns_)); opened.ok()) peer = *opened;
+  ASSERT_NE(peer, nullptr);
+
+  // fl-b never had an ingress slot: the kernel answers the get with ENOENT.
+  EXPECT_EQ(acquire(peer, "fl-b"), std::make_pair(true, 1));
+  // fl-a's clsact, the fixture's, is deleted: its slot holds the kernel's noop qdisc, not reported.
+  hook_.reset();
+  EXPECT_EQ(Shell(Cat("tc -n ", ns_, " qdisc show dev fl-a")).output.find("clsact"), std::string::npos);
+  EXPECT_EQ(acquire(netns_, "fl-a"), std::make_pair(true, 1));
+  // An operator's clsact is adopted, not journaled, and kept.
+  CommandResult added = Shell(Cat("tc -n ", ns_, " qdisc add dev fl-a clsact"));
+  ASSERT_EQ(added.exit_code, 0) << added.output;
+  EXPECT_EQ(acquire(netns_, "fl-a"), std::make_pair(false, 0));
+  EXPECT_NE(Shell(Cat("tc -n ", ns_, " qdisc show dev fl-a")).output.find("clsact"), std::string::npos);
 }
 
 }  // namespace
