@@ -71,6 +71,14 @@ std::optional<DumpedTc> ParseTcMessage(nlmsghdr* header) {
   return dumped;
 }
 
+tcmsg TcRequest(int ifindex, uint32_t parent) {
+  tcmsg request{};
+  request.tcm_family = AF_UNSPEC;
+  request.tcm_ifindex = ifindex;
+  request.tcm_parent = parent;
+  return request;
+}
+
 }  // namespace
 
 std::string DescribeKernelError(int error, std::string_view kernel_message) {
@@ -217,11 +225,7 @@ int RouteSocket::OnAck(nl_msg* msg, void* arg) {
 
 absl::StatusOr<std::vector<DumpedTc>> DumpTc(RouteSocket& socket, int type, int ifindex, uint32_t parent) {
   std::vector<DumpedTc> found;
-  tcmsg request{};
-  request.tcm_family = AF_UNSPEC;
-  request.tcm_ifindex = ifindex;
-  request.tcm_parent = parent;
-  auto status = socket.Dump(type, request, [&](nlmsghdr* header) {
+  auto status = socket.Dump(type, TcRequest(ifindex, parent), [&](nlmsghdr* header) {
     // tc_dump_qdisc lists every device's qdiscs whatever the request says.
     if (auto dumped = ParseTcMessage(header); dumped && dumped->ifindex == ifindex) {
       found.push_back(*std::move(dumped));
@@ -233,11 +237,7 @@ absl::StatusOr<std::vector<DumpedTc>> DumpTc(RouteSocket& socket, int type, int 
 
 absl::StatusOr<std::optional<DumpedTc>> GetTc(RouteSocket& socket, int type, int ifindex, uint32_t parent) {
   std::optional<DumpedTc> found;
-  tcmsg request{};
-  request.tcm_family = AF_UNSPEC;
-  request.tcm_ifindex = ifindex;
-  request.tcm_parent = parent;
-  auto answer = socket.Get(type, request, [&](nlmsghdr* header) {
+  auto answer = socket.Get(type, TcRequest(ifindex, parent), [&](nlmsghdr* header) {
     if (auto got = ParseTcMessage(header); got && got->ifindex == ifindex && got->parent == parent)
       found = *got;
   });
