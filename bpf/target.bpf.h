@@ -161,16 +161,26 @@ static __always_inline int port_listed(__u16 port) {
   return bits && (*bits & (1ull << (port % 64)));
 }
 
+/* Whether the peer filter (target_abi.h) lets `addr` through to the trie: its bit is set when a peer
+ * CIDR may hold it, and clear when none does. */
+static __always_inline int peer_filter_passes(const struct packet *p, const __u8 *addr) {
+  __u32 high, low = 0;
+  __builtin_memcpy(&high, addr, 4);
+  if (p->family == 6) __builtin_memcpy(&low, addr + 4, 4);
+  __u64 head = ((__u64)bpf_ntohl(high) << 32) | bpf_ntohl(low);
+  __u32 bits = p->family == 4 ? config.peer_filter_bits_v4 : config.peer_filter_bits_v6;
+  __u32 slot = fl_peer_filter_slot(head, bits, p->family);
+  return (config.peer_filter[slot / 64] >> (slot % 64)) & 1;
+}
+
 /* The peer list first and the exclusions after: a packet to an unlisted peer, the common case on a
- * busy interface, costs one trie lookup instead of two, and none when no peer shares its first octet. */
+ * busy interface, costs one trie lookup instead of two, and none when the peer filter turns it away. */
 static __always_inline int peer_listed(const struct packet *p, const __u8 *addr) {
+  if (!(config.flags & FL_MATCH_ANY_PEER) && !peer_filter_passes(p, addr)) return 0;
   if (p->family == 4) {
     struct fl_lpm_v4 key = {.prefixlen = 32};
     __builtin_memcpy(key.addr, addr, 4);
-    if (!(config.flags & FL_MATCH_ANY_PEER) &&
-        (!(config.peer_octets_v4[addr[0] / 64] & (1ull << (addr[0] % 64))) ||
-         !bpf_map_lookup_elem(&peers_v4, &key)))
-      return 0;
+    if (!(config.flags & FL_MATCH_ANY_PEER) && !bpf_map_lookup_elem(&peers_v4, &key)) return 0;
     return !bpf_map_lookup_elem(&excluded_v4, &key);
   }
   struct fl_lpm_v6 key = {.prefixlen = 128};

@@ -26,6 +26,23 @@
 /* A drop threshold of 2^32 drops every matching packet; below it, the share threshold / 2^32. */
 #define FL_DROP_ALL (1ull << 32)
 
+/* The peer filter (fl_target_config.peer_filter) has 2^16 bits. The daemon hashes each family's first
+ * N bits, N the family's shortest peer prefix but at most a /24 (IPv4) or a /64 (IPv6): every peer
+ * CIDR then sets one bit, and 100 000 /32s in a few hundred /24s set a few hundred. */
+#define FL_PEER_FILTER_SLOT_BITS 16
+#define FL_PEER_FILTER_WORDS ((1u << FL_PEER_FILTER_SLOT_BITS) / 64)
+#define FL_PEER_FILTER_MAX_BITS_V4 24
+#define FL_PEER_FILTER_MAX_BITS_V6 64
+
+/* The peer filter's slot for an address whose first 8 bytes, big-endian (IPv4's 4 in the high half),
+ * are `head`: its first `bits` bits (0 to 64) and its family (4 or 6), hashed by multiplication
+ * (Fibonacci hashing) and cut to the top FL_PEER_FILTER_SLOT_BITS bits. The daemon and the programs
+ * both compute it with this function. */
+static inline __u32 fl_peer_filter_slot(__u64 head, __u32 bits, __u32 family) {
+  __u64 prefix = bits == 0 ? 0 : head & (~0ull << (64 - bits));
+  return (__u32)(((prefix | family) * 0x9e3779b97f4a7c15ull) >> (64 - FL_PEER_FILTER_SLOT_BITS));
+}
+
 struct fl_lpm_v4 {
   __u32 prefixlen;
   __u8 addr[4];
@@ -42,10 +59,13 @@ struct fl_target_config {
   __u32 protocols;      /* FL_PROTO_* */
   __u32 flags;          /* FL_MATCH_* */
   __u32 classid;        /* fl_classify, fl_redirect: written to skb->priority (MAJOR:MINOR of a class) */
-  /* Bit o (of word o / 64) is set when an IPv4 peer CIDR holds addresses whose first octet is o. A
-   * packet whose peer's octet is clear is no peer's: it is turned away without the trie lookup, which
-   * costs a packet on a live path more than everything else the program does (bench/datapath-cost). */
-  __u64 peer_octets_v4[4];
+  /* The peer filter: an address's first peer_filter_bits_v4 (IPv4) or _v6 bits hash to one bit of
+   * peer_filter (fl_peer_filter_slot), set when a peer CIDR holds addresses with those bits. A packet
+   * whose bit is clear is no peer's: it is turned away without the trie lookup, which costs a packet
+   * on a live path more than everything else the program does (bench/datapath-cost). */
+  __u8 peer_filter_bits_v4;
+  __u8 peer_filter_bits_v6;
+  __u64 peer_filter[FL_PEER_FILTER_WORDS];
 };
 
 /* fl_redirect's return values. It runs in a cls_bpf filter without direct action, where 0 means "not

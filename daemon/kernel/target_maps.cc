@@ -56,17 +56,29 @@ absl::Status FillTries(const char* program, bpf_map* v4, bpf_map* v6, const std:
   return UpdateBatch(program, v6, v6_keys, present);
 }
 
-// fl_target_config.peer_octets_v4: the first octets that the IPv4 peer CIDRs hold addresses in.
-void MarkPeerOctets(const std::vector<api::Cidr>& peers, fl_target_config& config) {
-  std::fill(std::begin(config.peer_octets_v4), std::end(config.peer_octets_v4), 0);
+// The first 8 bytes of a CIDR's address, big-endian: the peer filter's `head` (target_abi.h). An IPv4
+// address fills the first 4 bytes of `address` and the rest are 0, so its 4 land in the high half.
+uint64_t AddressHead(const api::Cidr& cidr) {
+  uint64_t head = 0;
+  for (size_t i = 0; i < 8; i++) head = head << 8 | cidr.address[i];
+  return head;
+}
+
+// fl_target_config.peer_filter: each family hashes its shortest peer prefix's bits (at most its
+// FL_PEER_FILTER_MAX_BITS), so that every peer CIDR holds one slot, the slot of all its addresses.
+void MarkPeerFilter(const std::vector<api::Cidr>& peers, fl_target_config& config) {
+  config.peer_filter_bits_v4 = FL_PEER_FILTER_MAX_BITS_V4;
+  config.peer_filter_bits_v6 = FL_PEER_FILTER_MAX_BITS_V6;
   for (const api::Cidr& cidr : peers) {
-    if (cidr.family != 4) continue;
-    // A prefix shorter than 8 bits spans 2^(8 - length) first octets.
-    const unsigned span = cidr.prefix_length >= 8 ? 1u : 1u << (8 - cidr.prefix_length);
-    const unsigned first = cidr.address[0] & ~(span - 1);
-    for (unsigned octet = first; octet < first + span; octet++) {
-      config.peer_octets_v4[octet / 64] |= 1ull << (octet % 64);
-    }
+    __u8& bits = cidr.family == 4 ? config.peer_filter_bits_v4 : config.peer_filter_bits_v6;
+    bits = std::min(bits, static_cast<__u8>(cidr.prefix_length));
+  }
+  std::fill(std::begin(config.peer_filter), std::end(config.peer_filter), 0);
+  for (const api::Cidr& cidr : peers) {
+    const __u32 slot = fl_peer_filter_slot(
+        AddressHead(cidr), cidr.family == 4 ? config.peer_filter_bits_v4 : config.peer_filter_bits_v6,
+        static_cast<__u32>(cidr.family));
+    config.peer_filter[slot / 64] |= 1ull << (slot % 64);
   }
 }
 
@@ -100,7 +112,7 @@ absl::Status ConfigureTarget(const char* program, const TargetSpec& spec, const 
     }
     if (auto s = UpdateBatch(program, maps.ports, indexes, words); !s.ok()) return s;
   }
-  MarkPeerOctets(spec.peers, config);
+  MarkPeerFilter(spec.peers, config);
   config.protocols = spec.protocols;
   config.flags = (spec.peers.empty() ? FL_MATCH_ANY_PEER : 0) | (spec.ports.empty() ? 0 : FL_MATCH_PORTS);
   config.deadline_ns = spec.deadline_ns;

@@ -202,8 +202,8 @@ std::vector<MatchCase> MatchCases(const Addresses& a) {
   add("all_protocols_drop_gre", {}, packet(Transport::kGre), kOut, kStolen);
 
   if (a.family == 4) {
-    // A packet's first octet is looked up in the config's octet bitmap before the trie: a peer CIDR
-    // shorter than /8 must mark every first octet it spans, and each listed CIDR its own.
+    // A packet's address is tested in the config's peer filter before the trie (target_abi.h): each
+    // peer CIDR, shorter or longer than the filter's /24, must let every address it holds through.
     auto to = [&a](const char* dst) { return Packet{.src = a.local, .dst = dst}; };
     const Target short_prefix{.peers = {"8.0.0.0/6"}};
     add("short_prefix_first_octet", short_prefix, to("8.1.2.3"), kOut, kStolen);
@@ -216,6 +216,11 @@ std::vector<MatchCase> MatchCases(const Addresses& a) {
     add("octets_apart_highest", octets_apart, to("255.255.255.255"), kOut, kStolen);
     add("octets_apart_listed_octet_unlisted_address", octets_apart, to("192.0.3.1"), kOut, kPass);
     add("octets_apart_unlisted_octet", octets_apart, to("193.0.2.7"), kOut, kPass);
+    const Target host_and_network{.peers = {"198.51.100.7/32", "203.0.0.0/16"}};
+    add("host_and_network_host", host_and_network, to("198.51.100.7"), kOut, kStolen);
+    add("host_and_network_host_neighbour", host_and_network, to("198.51.100.8"), kOut, kPass);
+    add("host_and_network_other_24_of_network", host_and_network, to("203.0.200.1"), kOut, kStolen);
+    add("host_and_network_next_network", host_and_network, to("203.1.0.1"), kOut, kPass);
 
     // The transport header starts after the options: ports are found through the header length.
     add("options_then_tcp_port_listed", {.ports = {{80, 80}}},
@@ -233,6 +238,18 @@ std::vector<MatchCase> MatchCases(const Addresses& a) {
       add("icmpv6_type_" + std::to_string(type) + "_ingress", {.peers = {a.peer}, .protocols = FL_PROTO_ICMP},
           in, kIn, ndp ? kPass : kShot);
     }
+    // The peer filter hashes an IPv6 address's first 64 bits at most, fewer when a peer is shorter.
+    auto to = [&a](const char* dst) { return Packet{.src = a.local, .dst = dst}; };
+    const Target network_and_host{.peers = {"2001:db8:1::/48", "2001:db8:2::1:0:0:5/128", "192.0.2.1/32"}};
+    add("network_and_host_network_end", network_and_host, to("2001:db8:1:ffff:ffff::1"), kOut, kStolen);
+    add("network_and_host_host", network_and_host, to("2001:db8:2::1:0:0:5"), kOut, kStolen);
+    add("network_and_host_host_same_64", network_and_host, to("2001:db8:2::1:0:0:6"), kOut, kPass);
+    add("network_and_host_next_network", network_and_host, to("2001:db8:3::1"), kOut, kPass);
+    const Target host_only{.peers = {"2001:db8:2::1:0:0:5/128"}};
+    add("host_only_host", host_only, to("2001:db8:2::1:0:0:5"), kOut, kStolen);
+    add("host_only_other_64", host_only, to("2001:db8:2::2:0:0:5"), kOut, kPass);
+    add("every_v6_address_prefix", {.peers = {"::/0"}}, to("2001:db8:ffff::7"), kOut, kStolen);
+
     // Extension headers before the transport header are skipped to find the ports.
     const Packet hop_by_hop{.src = a.local, .dst = a.peer, .ipv6_options = {IPPROTO_HOPOPTS}};
     add("hop_by_hop_then_tcp_port_listed", {.ports = {{80, 80}}}, hop_by_hop, kOut, kStolen);
