@@ -40,6 +40,39 @@ struct {
   __uint(map_flags, BPF_F_NO_PREALLOC);
 } peers_v6 SEC(".maps"), excluded_v6 SEC(".maps");
 
+/* The host sets (target_abi.h): the daemon creates the inner map at the target's size; this one only
+ * describes it (max_entries does not have to match for a hash). Sizes, not types: clang's BTF has only
+ * a declaration of a type that an inner map's definition alone refers to. */
+struct host_set_v4 {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(key_size, sizeof(struct fl_host_v4));
+  __uint(value_size, sizeof(__u8));
+  __uint(max_entries, 1);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+};
+
+struct host_set_v6 {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(key_size, sizeof(struct fl_host_v6));
+  __uint(value_size, sizeof(__u8));
+  __uint(max_entries, 1);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+  __type(key, __u32);
+  __uint(max_entries, 1);
+  __array(values, struct host_set_v4);
+} peer_hosts_v4 SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+  __type(key, __u32);
+  __uint(max_entries, 1);
+  __array(values, struct host_set_v6);
+} peer_hosts_v6 SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __type(key, __u32);
@@ -173,19 +206,32 @@ static __always_inline int peer_filter_passes(const struct packet *p, const __u8
   return (config.peer_filter[slot / 64] >> (slot % 64)) & 1;
 }
 
+/* Whether `key` is in the host set in slot 0 of `hosts` (an array of maps); no set, no host. */
+static __always_inline int host_listed(void *hosts, const void *key) {
+  __u32 slot = 0;
+  void *set = bpf_map_lookup_elem(hosts, &slot);
+  return set && bpf_map_lookup_elem(set, key);
+}
+
 /* The peer list first and the exclusions after: a packet to an unlisted peer, the common case on a
- * busy interface, costs one trie lookup instead of two, and none when the peer filter turns it away. */
+ * busy interface, costs a host set lookup and, when the target lists networks, a trie lookup; none
+ * when the peer filter turns it away. */
 static __always_inline int peer_listed(const struct packet *p, const __u8 *addr) {
-  if (!(config.flags & FL_MATCH_ANY_PEER) && !peer_filter_passes(p, addr)) return 0;
+  const int any_peer = config.flags & FL_MATCH_ANY_PEER;
+  if (!any_peer && !peer_filter_passes(p, addr)) return 0;
   if (p->family == 4) {
     struct fl_lpm_v4 key = {.prefixlen = 32};
     __builtin_memcpy(key.addr, addr, 4);
-    if (!(config.flags & FL_MATCH_ANY_PEER) && !bpf_map_lookup_elem(&peers_v4, &key)) return 0;
+    if (!any_peer && !host_listed(&peer_hosts_v4, key.addr) &&
+        !((config.flags & FL_MATCH_PEER_NETWORKS_V4) && bpf_map_lookup_elem(&peers_v4, &key)))
+      return 0;
     return !bpf_map_lookup_elem(&excluded_v4, &key);
   }
   struct fl_lpm_v6 key = {.prefixlen = 128};
   __builtin_memcpy(key.addr, addr, 16);
-  if (!(config.flags & FL_MATCH_ANY_PEER) && !bpf_map_lookup_elem(&peers_v6, &key)) return 0;
+  if (!any_peer && !host_listed(&peer_hosts_v6, key.addr) &&
+      !((config.flags & FL_MATCH_PEER_NETWORKS_V6) && bpf_map_lookup_elem(&peers_v6, &key)))
+    return 0;
   return !bpf_map_lookup_elem(&excluded_v6, &key);
 }
 

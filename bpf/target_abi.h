@@ -15,6 +15,10 @@
 /* fl_target_config.flags */
 #define FL_MATCH_ANY_PEER (1u << 0) /* no peer list: every address matches */
 #define FL_MATCH_PORTS (1u << 1)    /* only packets with a source or destination port in the port map */
+/* The peer trie of the family holds networks: a peer that is not one of the family's host addresses
+ * may still be in one. Without it, the host set alone decides. */
+#define FL_MATCH_PEER_NETWORKS_V4 (1u << 2)
+#define FL_MATCH_PEER_NETWORKS_V6 (1u << 3)
 
 /* The most entries one LPM trie (a target's peers or exclusions of one family) takes. The tries are
  * not preallocated, so a program is loaded with this cap before anyone knows its target. */
@@ -27,12 +31,15 @@
 #define FL_DROP_ALL (1ull << 32)
 
 /* The peer filter (fl_target_config.peer_filter) has 2^16 bits. The daemon hashes each family's first
- * N bits, N the family's shortest peer prefix but at most a /24 (IPv4) or a /64 (IPv6): every peer
- * CIDR then sets one bit, and 100 000 /32s in a few hundred /24s set a few hundred. */
+ * N bits, N no more than the family's shortest peer prefix, so that every peer CIDR sets one bit,
+ * the bit of all its addresses. N is the most bits, up to 32 (IPv4) or 64 (IPv6), at which the
+ * family's peers hold at most FL_PEER_FILTER_MAX_PREFIXES prefixes: a few /32s are told apart from
+ * their neighbours, and 100 000 /32s are cut to their /28s, which leaves most bits clear. */
 #define FL_PEER_FILTER_SLOT_BITS 16
 #define FL_PEER_FILTER_WORDS ((1u << FL_PEER_FILTER_SLOT_BITS) / 64)
-#define FL_PEER_FILTER_MAX_BITS_V4 24
+#define FL_PEER_FILTER_MAX_BITS_V4 32
 #define FL_PEER_FILTER_MAX_BITS_V6 64
+#define FL_PEER_FILTER_MAX_PREFIXES (1u << (FL_PEER_FILTER_SLOT_BITS - 3))
 
 /* The peer filter's slot for an address whose first 8 bytes, big-endian (IPv4's 4 in the high half),
  * are `head`: its first `bits` bits (0 to 64) and its family (4 or 6), hashed by multiplication
@@ -42,6 +49,19 @@ static inline __u32 fl_peer_filter_slot(__u64 head, __u32 bits, __u32 family) {
   __u64 prefix = bits == 0 ? 0 : head & (~0ull << (64 - bits));
   return (__u32)(((prefix | family) * 0x9e3779b97f4a7c15ull) >> (64 - FL_PEER_FILTER_SLOT_BITS));
 }
+
+/* The peers that are one address (a /32 or a /128) are kept apart from the networks, in a hash set of
+ * their addresses: a lookup there costs the same among 100 000 hosts as among ten, where the trie
+ * walks a node per bit the addresses share. The daemon creates each set at the size of its target
+ * and puts it in slot 0 of the program's peer_hosts_v4 or _v6 (an array of maps); the slot stays
+ * empty when the target has no such host. */
+struct fl_host_v4 {
+  __u8 addr[4];
+};
+
+struct fl_host_v6 {
+  __u8 addr[16];
+};
 
 struct fl_lpm_v4 {
   __u32 prefixlen;

@@ -2,14 +2,18 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cstring>
 #include <ctime>
 #include <ios>
 #include <numeric>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "faultline/api/cat.h"
 #include "kernel/guard_map.h"
 #include "target_abi.h"
@@ -24,19 +28,28 @@ absl::Status MapError(const char* program, const char* map, int err) {
 }
 
 // One BPF_MAP_UPDATE_BATCH for every key, each with its value: one system call for 100 000 peers
-// instead of 100 000 (LPM tries and arrays have taken batches since Linux 5.6).
+// instead of 100 000 (LPM tries, hashes and arrays have taken batches since Linux 5.6). `name` is the
+// map's, for errors.
 template <typename Key, typename Value>
-absl::Status UpdateBatch(const char* program, bpf_map* map, const std::vector<Key>& keys,
+absl::Status UpdateBatch(const char* program, int map_fd, const char* name, const std::vector<Key>& keys,
                          const std::vector<Value>& values) {
   if (keys.empty()) return absl::OkStatus();
   auto count = static_cast<__u32>(keys.size());
   LIBBPF_OPTS(bpf_map_batch_opts, options, .elem_flags = BPF_ANY);
-  if (int err = bpf_map_update_batch(bpf_map__fd(map), keys.data(), values.data(), &count, &options);
-      err != 0) {
-    return MapError(program, bpf_map__name(map), err);
+  if (int err = bpf_map_update_batch(map_fd, keys.data(), values.data(), &count, &options); err != 0) {
+    return MapError(program, name, err);
   }
   return absl::OkStatus();
 }
+
+template <typename Key, typename Value>
+absl::Status UpdateBatch(const char* program, bpf_map* map, const std::vector<Key>& keys,
+                         const std::vector<Value>& values) {
+  return UpdateBatch(program, bpf_map__fd(map), bpf_map__name(map), keys, values);
+}
+
+// A peer that is one address: it goes to its family's host set, not to the trie (target_abi.h).
+bool IsHost(const api::Cidr& cidr) { return cidr.prefix_length == (cidr.family == 4 ? 32 : 128); }
 
 // Fills the v4 and v6 LPM tries of one list; a trie's value is unused (presence is the match).
 absl::Status FillTries(const char* program, bpf_map* v4, bpf_map* v6, const std::vector<api::Cidr>& cidrs) {
@@ -56,6 +69,51 @@ absl::Status FillTries(const char* program, bpf_map* v4, bpf_map* v6, const std:
   return UpdateBatch(program, v6, v6_keys, present);
 }
 
+// Creates a host set the size of `keys`, fills it, and puts it in slot 0 of `hosts`, which then
+// holds the only reference to it: the set goes with the program. No keys, no set.
+template <typename Key>
+absl::Status FillHostSet(const char* program, bpf_map* hosts, const std::vector<Key>& keys) {
+  if (keys.empty()) return absl::OkStatus();
+  LIBBPF_OPTS(bpf_map_create_opts, options, .map_flags = BPF_F_NO_PREALLOC);
+  const int set = bpf_map_create(BPF_MAP_TYPE_HASH, "fl_host_set", sizeof(Key), sizeof(uint8_t),
+                                 static_cast<__u32>(keys.size()), &options);
+  if (set < 0) return MapError(program, bpf_map__name(hosts), set);
+  absl::Status status =
+      UpdateBatch(program, set, bpf_map__name(hosts), keys, std::vector<uint8_t>(keys.size(), 1));
+  const __u32 slot = 0;
+  if (status.ok()) {
+    if (int err = bpf_map_update_elem(bpf_map__fd(hosts), &slot, &set, BPF_ANY); err != 0) {
+      status = MapError(program, bpf_map__name(hosts), err);
+    }
+  }
+  close(set);
+  return status;
+}
+
+// The peer list: hosts to their family's set, networks to the tries. Returns the FL_MATCH_PEER_NETWORKS_*
+// flags of the families with networks.
+absl::StatusOr<uint32_t> FillPeers(const char* program, const TargetMaps& maps,
+                                   const std::vector<api::Cidr>& peers) {
+  std::vector<fl_host_v4> hosts_v4;
+  std::vector<fl_host_v6> hosts_v6;
+  std::vector<api::Cidr> networks;
+  uint32_t flags = 0;
+  for (const api::Cidr& cidr : peers) {
+    if (!IsHost(cidr)) {
+      networks.push_back(cidr);
+      flags |= cidr.family == 4 ? FL_MATCH_PEER_NETWORKS_V4 : FL_MATCH_PEER_NETWORKS_V6;
+    } else if (cidr.family == 4) {
+      std::memcpy(hosts_v4.emplace_back().addr, cidr.address.data(), sizeof(fl_host_v4::addr));
+    } else {
+      std::memcpy(hosts_v6.emplace_back().addr, cidr.address.data(), sizeof(fl_host_v6::addr));
+    }
+  }
+  if (auto s = FillHostSet(program, maps.peer_hosts_v4, hosts_v4); !s.ok()) return s;
+  if (auto s = FillHostSet(program, maps.peer_hosts_v6, hosts_v6); !s.ok()) return s;
+  if (auto s = FillTries(program, maps.peers_v4, maps.peers_v6, networks); !s.ok()) return s;
+  return flags;
+}
+
 // The first 8 bytes of a CIDR's address, big-endian: the peer filter's `head` (target_abi.h). An IPv4
 // address fills the first 4 bytes of `address` and the rest are 0, so its 4 land in the high half.
 uint64_t AddressHead(const api::Cidr& cidr) {
@@ -64,15 +122,37 @@ uint64_t AddressHead(const api::Cidr& cidr) {
   return head;
 }
 
-// fl_target_config.peer_filter: each family hashes its shortest peer prefix's bits (at most its
-// FL_PEER_FILTER_MAX_BITS), so that every peer CIDR holds one slot, the slot of all its addresses.
-void MarkPeerFilter(const std::vector<api::Cidr>& peers, fl_target_config& config) {
-  config.peer_filter_bits_v4 = FL_PEER_FILTER_MAX_BITS_V4;
-  config.peer_filter_bits_v6 = FL_PEER_FILTER_MAX_BITS_V6;
-  for (const api::Cidr& cidr : peers) {
-    __u8& bits = cidr.family == 4 ? config.peer_filter_bits_v4 : config.peer_filter_bits_v6;
-    bits = std::min(bits, static_cast<__u8>(cidr.prefix_length));
+// How many of its first bits one family's peer filter hashes (target_abi.h): the most, up to `most`
+// and to the family's shortest prefix, at which `heads` (the family's peers) hold at most
+// FL_PEER_FILTER_MAX_PREFIXES distinct prefixes. Sorted, two neighbouring heads first differ after
+// the bits they share, so they are distinct prefixes at every length longer than that.
+__u8 PeerFilterBits(std::vector<uint64_t> heads, int shortest, int most) {
+  std::sort(heads.begin(), heads.end());
+  std::array<size_t, 65> shared_bits{};  // neighbours by how many first bits they share
+  for (size_t i = 1; i < heads.size(); i++)
+    shared_bits[static_cast<size_t>(std::countl_zero(heads[i - 1] ^ heads[i]))]++;
+  size_t prefixes = 1;  // at 0 bits, every head is one prefix
+  int bits = 0;
+  while (bits < std::min(shortest, most)) {
+    prefixes += shared_bits[static_cast<size_t>(bits)];  // distinct from bits + 1 on
+    if (prefixes > FL_PEER_FILTER_MAX_PREFIXES) break;
+    bits++;
   }
+  return static_cast<__u8>(bits);
+}
+
+// fl_target_config.peer_filter: each family hashes its first PeerFilterBits bits, so that every peer
+// CIDR holds one slot, the slot of all its addresses.
+void MarkPeerFilter(const std::vector<api::Cidr>& peers, fl_target_config& config) {
+  std::vector<uint64_t> heads_v4, heads_v6;
+  int shortest_v4 = FL_PEER_FILTER_MAX_BITS_V4, shortest_v6 = FL_PEER_FILTER_MAX_BITS_V6;
+  for (const api::Cidr& cidr : peers) {
+    (cidr.family == 4 ? heads_v4 : heads_v6).push_back(AddressHead(cidr));
+    int& shortest = cidr.family == 4 ? shortest_v4 : shortest_v6;
+    shortest = std::min(shortest, cidr.prefix_length);
+  }
+  config.peer_filter_bits_v4 = PeerFilterBits(std::move(heads_v4), shortest_v4, FL_PEER_FILTER_MAX_BITS_V4);
+  config.peer_filter_bits_v6 = PeerFilterBits(std::move(heads_v6), shortest_v6, FL_PEER_FILTER_MAX_BITS_V6);
   std::fill(std::begin(config.peer_filter), std::end(config.peer_filter), 0);
   for (const api::Cidr& cidr : peers) {
     const __u32 slot = fl_peer_filter_slot(
@@ -100,7 +180,8 @@ absl::Status ConfigureTarget(const char* program, const TargetSpec& spec, const 
     return absl::InvalidArgumentError(Cat(program, ": protocol mask 0x", std::hex, spec.protocols,
                                           " selects no packets; use FL_PROTO_* bits"));
   }
-  if (auto s = FillTries(program, maps.peers_v4, maps.peers_v6, spec.peers); !s.ok()) return s;
+  absl::StatusOr<uint32_t> peer_networks = FillPeers(program, maps, spec.peers);
+  if (!peer_networks.ok()) return peer_networks.status();
   if (auto s = FillTries(program, maps.excluded_v4, maps.excluded_v6, spec.excluded); !s.ok()) return s;
 
   if (!spec.ports.empty()) {
@@ -114,7 +195,8 @@ absl::Status ConfigureTarget(const char* program, const TargetSpec& spec, const 
   }
   MarkPeerFilter(spec.peers, config);
   config.protocols = spec.protocols;
-  config.flags = (spec.peers.empty() ? FL_MATCH_ANY_PEER : 0) | (spec.ports.empty() ? 0 : FL_MATCH_PORTS);
+  config.flags = (spec.peers.empty() ? FL_MATCH_ANY_PEER : 0) | (spec.ports.empty() ? 0 : FL_MATCH_PORTS) |
+                 *peer_networks;
   config.deadline_ns = spec.deadline_ns;
   return absl::OkStatus();
 }

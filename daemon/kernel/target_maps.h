@@ -26,6 +26,8 @@ struct TargetSpec {
 
 // The maps of bpf/target.bpf.h in one program object.
 struct TargetMaps {
+  bpf_map* peer_hosts_v4;
+  bpf_map* peer_hosts_v6;
   bpf_map* peers_v4;
   bpf_map* peers_v6;
   bpf_map* excluded_v4;
@@ -39,8 +41,8 @@ struct TargetMaps {
 template <typename Skeleton>
 TargetMaps TargetMapsOf(const Skeleton& skeleton) {
   const auto& maps = skeleton.maps;
-  return {maps.peers_v4, maps.peers_v6, maps.excluded_v4, maps.excluded_v6,
-          maps.ports,    maps.stats,    maps.guarded};
+  return {maps.peer_hosts_v4, maps.peer_hosts_v6, maps.peers_v4, maps.peers_v6, maps.excluded_v4,
+          maps.excluded_v6,   maps.ports,         maps.stats,    maps.guarded};
 }
 
 // Before load: the program shares the installed control-plane guard's map (GuardMap::Install), if
@@ -48,8 +50,8 @@ TargetMaps TargetMapsOf(const Skeleton& skeleton) {
 absl::Status ShareGuard(const char* program, const TargetMaps& maps);
 
 // After load, before the program is attached: refuses a spec that selects no packets, writes its
-// deadline, protocols, match flags and the peers' first-octet map into `config` (the mmapped .bss; the
-// program's other config fields are left alone), and fills the tries and the port bitmap.
+// deadline, protocols, match flags and the peer filter into `config` (the mmapped .bss; the program's
+// other config fields are left alone), and fills the host sets, the tries and the port bitmap.
 absl::Status ConfigureTarget(const char* program, const TargetSpec& spec, const TargetMaps& maps,
                              fl_target_config& config);
 

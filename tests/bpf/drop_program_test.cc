@@ -221,6 +221,14 @@ std::vector<MatchCase> MatchCases(const Addresses& a) {
     add("host_and_network_host_neighbour", host_and_network, to("198.51.100.8"), kOut, kPass);
     add("host_and_network_other_24_of_network", host_and_network, to("203.0.200.1"), kOut, kStolen);
     add("host_and_network_next_network", host_and_network, to("203.1.0.1"), kOut, kPass);
+    // 10 000 hosts, more than the filter tells apart: it hashes their /31s, and the host set decides.
+    Target many_hosts;
+    for (int i = 0; i < 10'000; i++)
+      many_hosts.peers.push_back("10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250));
+    add("many_hosts_first", many_hosts, to("10.1.0.0"), kOut, kStolen);
+    add("many_hosts_last", many_hosts, to("10.1.39.249"), kOut, kStolen);
+    add("many_hosts_unlisted_beside_listed", many_hosts, to("10.1.39.250"), kOut, kPass);
+    add("many_hosts_unlisted_after", many_hosts, to("10.1.40.1"), kOut, kPass);
 
     // The transport header starts after the options: ports are found through the header length.
     add("options_then_tcp_port_listed", {.ports = {{80, 80}}},
