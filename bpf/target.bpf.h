@@ -40,38 +40,26 @@ struct {
   __uint(map_flags, BPF_F_NO_PREALLOC);
 } peers_v6 SEC(".maps"), excluded_v6 SEC(".maps");
 
-/* The host sets (target_abi.h): the daemon creates the inner map at the target's size; this one only
- * describes it (max_entries does not have to match for a hash). Sizes, not types: clang's BTF has only
- * a declaration of a type that an inner map's definition alone refers to. */
-struct host_set_v4 {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(key_size, sizeof(struct fl_host_v4));
-  __uint(value_size, sizeof(__u8));
-  __uint(max_entries, 1);
-  __uint(map_flags, BPF_F_NO_PREALLOC);
-};
+/* A host set's slot (target_abi.h): the daemon creates the inner map at the target's size; this one
+ * only describes it (max_entries does not have to match for a hash). Sizes, not types: clang's BTF
+ * has only a declaration of a type that an inner map's definition alone refers to. */
+#define HOST_SET(key_type)                      \
+  struct {                                      \
+    __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);   \
+    __type(key, __u32);                         \
+    __uint(max_entries, 1);                     \
+    __array(                                    \
+        values, struct {                        \
+          __uint(type, BPF_MAP_TYPE_HASH);      \
+          __uint(key_size, sizeof(key_type));   \
+          __uint(value_size, sizeof(__u8));     \
+          __uint(max_entries, 1);               \
+          __uint(map_flags, BPF_F_NO_PREALLOC); \
+        });                                     \
+  }
 
-struct host_set_v6 {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(key_size, sizeof(struct fl_host_v6));
-  __uint(value_size, sizeof(__u8));
-  __uint(max_entries, 1);
-  __uint(map_flags, BPF_F_NO_PREALLOC);
-};
-
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-  __type(key, __u32);
-  __uint(max_entries, 1);
-  __array(values, struct host_set_v4);
-} peer_hosts_v4 SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-  __type(key, __u32);
-  __uint(max_entries, 1);
-  __array(values, struct host_set_v6);
-} peer_hosts_v6 SEC(".maps");
+HOST_SET(struct fl_host_v4) peer_hosts_v4 SEC(".maps");
+HOST_SET(struct fl_host_v6) peer_hosts_v6 SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
