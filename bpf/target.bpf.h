@@ -182,7 +182,7 @@ static __always_inline int port_listed(__u16 port) {
   return bits && (*bits & (1ull << (port % 64)));
 }
 
-/* Whether the peer filter (target_abi.h) lets `addr` through to the trie: its bit is set when a peer
+/* Whether the peer filter (target_abi.h) lets `addr` through to the lookups: its bit is set when a peer
  * CIDR may hold it, and clear when none does. */
 static __always_inline int peer_filter_passes(const struct packet *p, const __u8 *addr) {
   __u32 high, low = 0;

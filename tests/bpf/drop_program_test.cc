@@ -203,7 +203,7 @@ std::vector<MatchCase> MatchCases(const Addresses& a) {
 
   if (a.family == 4) {
     // A packet's address is tested in the config's peer filter before the trie (target_abi.h): each
-    // peer CIDR, shorter or longer than the filter's /24, must let every address it holds through.
+    // peer CIDR, whatever bits the filter hashes for its target, must let every address it holds through.
     auto to = [&a](const char* dst) { return Packet{.src = a.local, .dst = dst}; };
     const Target short_prefix{.peers = {"8.0.0.0/6"}};
     add("short_prefix_first_octet", short_prefix, to("8.1.2.3"), kOut, kStolen);
@@ -221,6 +221,14 @@ std::vector<MatchCase> MatchCases(const Addresses& a) {
     add("host_and_network_host_neighbour", host_and_network, to("198.51.100.8"), kOut, kPass);
     add("host_and_network_other_24_of_network", host_and_network, to("203.0.200.1"), kOut, kStolen);
     add("host_and_network_next_network", host_and_network, to("203.1.0.1"), kOut, kPass);
+    // A /31 is a network (the trie), not a host (the host set); listed twice, a host is still one.
+    const Target pair_and_twice{.peers = {"192.0.2.6/31", "192.0.2.9", "192.0.2.9/32"}};
+    add("pair_first", pair_and_twice, to("192.0.2.6"), kOut, kStolen);
+    add("pair_second", pair_and_twice, to("192.0.2.7"), kOut, kStolen);
+    add("pair_after", pair_and_twice, to("192.0.2.8"), kOut, kPass);
+    add("host_listed_twice", pair_and_twice, to("192.0.2.9"), kOut, kStolen);
+    add("host_listed_and_excluded", {.peers = {"192.0.2.9"}, .excluded = {"192.0.2.9"}}, to("192.0.2.9"),
+        kOut, kPass);
     // 10 000 hosts, more than the filter tells apart: it hashes their /31s, and the host set decides.
     Target many_hosts;
     for (int i = 0; i < 10'000; i++)
@@ -257,6 +265,13 @@ std::vector<MatchCase> MatchCases(const Addresses& a) {
     add("host_only_host", host_only, to("2001:db8:2::1:0:0:5"), kOut, kStolen);
     add("host_only_other_64", host_only, to("2001:db8:2::2:0:0:5"), kOut, kPass);
     add("every_v6_address_prefix", {.peers = {"::/0"}}, to("2001:db8:ffff::7"), kOut, kStolen);
+    // Past the 64 bits the filter hashes: a /96 and a /127 are networks, told apart by the trie.
+    const Target long_networks{.peers = {"2001:db8:4::1:0:0/96", "2001:db8:4::2:0:6/127"}};
+    add("long_networks_96", long_networks, to("2001:db8:4::1:ffff:ffff"), kOut, kStolen);
+    add("long_networks_127", long_networks, to("2001:db8:4::2:0:7"), kOut, kStolen);
+    add("long_networks_same_64", long_networks, to("2001:db8:4::3:0:0"), kOut, kPass);
+    add("host_listed_and_excluded", {.peers = {"2001:db8:2::5"}, .excluded = {"2001:db8:2::5"}},
+        to("2001:db8:2::5"), kOut, kPass);
 
     // Extension headers before the transport header are skipped to find the ports.
     const Packet hop_by_hop{.src = a.local, .dst = a.peer, .ipv6_options = {IPPROTO_HOPOPTS}};
