@@ -42,10 +42,9 @@
 #define FL_PEER_FILTER_MAX_PREFIXES (1u << (FL_PEER_FILTER_SLOT_BITS - 3))
 
 /* The peer filter's slot for an address whose first 8 bytes, big-endian (IPv4's 4 in the high half),
- * are `head`: its first `bits` bits (0 to 64), XORed with its family (4 or 6) to keep distinct
+ * are `head`: its first `bits` bits (0 to 64), XORed with its family (4 or 6), which keeps distinct
  * prefixes distinct, hashed by multiplication (Fibonacci hashing) and cut to the top
- * FL_PEER_FILTER_SLOT_BITS bits. The daemon and the programs
- * both compute it with this function. */
+ * FL_PEER_FILTER_SLOT_BITS bits. The daemon and the programs both compute it with this function. */
 static inline __u32 fl_peer_filter_slot(__u64 head, __u32 bits, __u32 family) {
   __u64 prefix = bits == 0 ? 0 : head & (~0ull << (64 - bits));
   return (__u32)(((prefix ^ family) * 0x9e3779b97f4a7c15ull) >> (64 - FL_PEER_FILTER_SLOT_BITS));
@@ -82,8 +81,8 @@ struct fl_target_config {
   __u32 classid;        /* fl_classify, fl_redirect: written to skb->priority (MAJOR:MINOR of a class) */
   /* The peer filter: an address's first peer_filter_bits_v4 (IPv4) or _v6 bits hash to one bit of
    * peer_filter (fl_peer_filter_slot), set when a peer CIDR holds addresses with those bits. A packet
-   * whose bit is clear is no peer's: it is turned away without the host set and trie lookups, which cost a
-   * packet on a live path more than everything else the program does (bench/datapath-cost). */
+   * whose bit is clear is no peer's: it is turned away without the host set and trie lookups, which
+   * cost a packet on a live path more than everything else the program does (bench/datapath-cost). */
   __u8 peer_filter_bits_v4;
   __u8 peer_filter_bits_v6;
   __u64 peer_filter[FL_PEER_FILTER_WORDS];

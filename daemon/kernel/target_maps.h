@@ -50,9 +50,9 @@ TargetMaps TargetMapsOf(const Skeleton& skeleton) {
 absl::Status ShareGuard(const char* program, const TargetMaps& maps);
 
 // After load, before the program is attached, once per program (the maps only grow: a second call
-// would keep the first one's peers): refuses a spec that selects no packets, writes its
-// deadline, protocols, match flags and the peer filter into `config` (the mmapped .bss; the program's
-// other config fields are left alone), and fills the host sets, the tries and the port bitmap.
+// would keep the first one's peers): refuses a spec that selects no packets, writes its deadline,
+// protocols, match flags and the peer filter into `config` (the mmapped .bss; the program's other
+// config fields are left alone), and fills the host sets, the tries and the port bitmap.
 absl::Status ConfigureTarget(const char* program, const TargetSpec& spec, const TargetMaps& maps,
                              fl_target_config& config);
 
