@@ -15,10 +15,11 @@
 /* fl_target_config.flags */
 #define FL_MATCH_ANY_PEER (1u << 0) /* no peer list: every address matches */
 #define FL_MATCH_PORTS (1u << 1)    /* only packets with a source or destination port in the port map */
-/* The peer trie of the family holds networks: a peer that is not one of the family's host addresses
- * may still be in one. Without it, the host set alone decides. */
-#define FL_MATCH_PEER_NETWORKS_V4 (1u << 2)
-#define FL_MATCH_PEER_NETWORKS_V6 (1u << 3)
+/* The family's peer trie holds some of its peers (networks, and hosts too few for a host set):
+ * an address that is not in the family's host set may still be there. Without it, the host set
+ * alone decides. */
+#define FL_MATCH_PEER_TRIE_V4 (1u << 2)
+#define FL_MATCH_PEER_TRIE_V6 (1u << 3)
 
 /* The most entries one LPM trie (a target's peers or exclusions of one family) takes. The tries are
  * not preallocated, so a program is loaded with this cap before anyone knows its target. */
@@ -50,11 +51,12 @@ static inline __u32 fl_peer_filter_slot(__u64 head, __u32 bits, __u32 family) {
   return (__u32)(((prefix ^ family) * 0x9e3779b97f4a7c15ull) >> (64 - FL_PEER_FILTER_SLOT_BITS));
 }
 
-/* The peers that are one address (a /32 or a /128) are kept apart from the networks, in a hash set of
- * their addresses: a lookup there costs the same among 100 000 hosts as among ten, where the trie
- * walks a node per bit the addresses share. The daemon creates each set at the size of its target
- * and puts it in slot 0 of the program's peer_hosts_v4 or _v6 (an array of maps); the slot stays
- * empty when the target has no such host. */
+/* When a family has many peers that are one address (a /32 or a /128), they are kept apart from the
+ * networks, in a hash set of their addresses: a lookup there costs the same among 100 000 hosts as
+ * among ten, where the trie walks a node per bit the addresses share. The daemon creates each set at
+ * the size of its target and puts it in slot 0 of the program's peer_hosts_v4 or _v6 (an array of
+ * maps). Filling that slot waits for an RCU grace period (8 to 24 ms measured), so a family with
+ * fewer hosts (kernel/target_maps.h) keeps them in its trie and leaves the slot empty. */
 struct fl_host_v4 {
   __u8 addr[4];
 };

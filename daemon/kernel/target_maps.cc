@@ -48,7 +48,7 @@ absl::Status UpdateBatch(const char* program, bpf_map* map, const std::vector<Ke
   return UpdateBatch(program, bpf_map__fd(map), bpf_map__name(map), keys, values);
 }
 
-// A peer that is one address: it goes to its family's host set, not to the trie (target_abi.h).
+// A peer that is one address: with enough of its family's, it goes to the family's host set.
 bool IsHost(const api::Cidr& cidr) { return cidr.prefix_length == (cidr.family == 4 ? 32 : 128); }
 
 // Fills the v4 and v6 LPM tries of one list; a trie's value is unused (presence is the match).
@@ -90,18 +90,20 @@ absl::Status FillHostSet(const char* program, bpf_map* hosts, const std::vector<
   return status;
 }
 
-// The peer list: hosts to their family's set, networks to the tries. Returns the FL_MATCH_PEER_NETWORKS_*
-// flags of the families with networks.
+// The peer list: a family's hosts to its host set when it has at least kHostSetMinHosts of them,
+// every other peer to its family's trie. Returns the FL_MATCH_PEER_TRIE_* flags of the tries it fills.
 absl::StatusOr<uint32_t> FillPeers(const char* program, const TargetMaps& maps,
                                    const std::vector<api::Cidr>& peers) {
+  size_t hosts_of_family[2] = {};  // IPv4, IPv6
+  for (const api::Cidr& cidr : peers) hosts_of_family[cidr.family == 6] += IsHost(cidr);
   std::vector<fl_host_v4> hosts_v4;
   std::vector<fl_host_v6> hosts_v6;
-  std::vector<api::Cidr> networks;
+  std::vector<api::Cidr> in_tries;
   uint32_t flags = 0;
   for (const api::Cidr& cidr : peers) {
-    if (!IsHost(cidr)) {
-      networks.push_back(cidr);
-      flags |= cidr.family == 4 ? FL_MATCH_PEER_NETWORKS_V4 : FL_MATCH_PEER_NETWORKS_V6;
+    if (!IsHost(cidr) || hosts_of_family[cidr.family == 6] < kHostSetMinHosts) {
+      in_tries.push_back(cidr);
+      flags |= cidr.family == 4 ? FL_MATCH_PEER_TRIE_V4 : FL_MATCH_PEER_TRIE_V6;
     } else if (cidr.family == 4) {
       std::memcpy(hosts_v4.emplace_back().addr, cidr.address.data(), sizeof(fl_host_v4::addr));
     } else {
@@ -110,7 +112,7 @@ absl::StatusOr<uint32_t> FillPeers(const char* program, const TargetMaps& maps,
   }
   if (auto s = FillHostSet(program, maps.peer_hosts_v4, hosts_v4); !s.ok()) return s;
   if (auto s = FillHostSet(program, maps.peer_hosts_v6, hosts_v6); !s.ok()) return s;
-  if (auto s = FillTries(program, maps.peers_v4, maps.peers_v6, networks); !s.ok()) return s;
+  if (auto s = FillTries(program, maps.peers_v4, maps.peers_v6, in_tries); !s.ok()) return s;
   return flags;
 }
 
@@ -180,8 +182,8 @@ absl::Status ConfigureTarget(const char* program, const TargetSpec& spec, const 
     return absl::InvalidArgumentError(Cat(program, ": protocol mask 0x", std::hex, spec.protocols,
                                           " selects no packets; use FL_PROTO_* bits"));
   }
-  absl::StatusOr<uint32_t> peer_networks = FillPeers(program, maps, spec.peers);
-  if (!peer_networks.ok()) return peer_networks.status();
+  absl::StatusOr<uint32_t> peer_tries = FillPeers(program, maps, spec.peers);
+  if (!peer_tries.ok()) return peer_tries.status();
   if (auto s = FillTries(program, maps.excluded_v4, maps.excluded_v6, spec.excluded); !s.ok()) return s;
 
   if (!spec.ports.empty()) {
@@ -195,8 +197,8 @@ absl::Status ConfigureTarget(const char* program, const TargetSpec& spec, const 
   }
   MarkPeerFilter(spec.peers, config);
   config.protocols = spec.protocols;
-  config.flags = (spec.peers.empty() ? FL_MATCH_ANY_PEER : 0) | (spec.ports.empty() ? 0 : FL_MATCH_PORTS) |
-                 *peer_networks;
+  config.flags =
+      (spec.peers.empty() ? FL_MATCH_ANY_PEER : 0) | (spec.ports.empty() ? 0 : FL_MATCH_PORTS) | *peer_tries;
   config.deadline_ns = spec.deadline_ns;
   return absl::OkStatus();
 }

@@ -4,6 +4,7 @@
 // matches exactly the same packets for the same TargetSpec.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -36,6 +37,14 @@ struct TargetMaps {
   bpf_map* stats;
   bpf_map* guarded;  // the control-plane guard's (kernel/guard_map.h)
 };
+
+// The fewest peers of one family that are one address (/32s or /128s) that get a host set
+// (target_abi.h); fewer stay in the family's trie. Installing a set waits for an RCU grace period,
+// 8 to 24 ms on the benchmark machine, more than the rest of an inject (bench/inject-latency). Below
+// this many, the trie is shallow, and the peer filter, which tells up to 8192 IPv4 addresses apart,
+// lets few packets reach it; above, the grace period is small beside the insert
+// (bench/many-peers) and the set keeps the cost per packet flat (bench/datapath-cost).
+inline constexpr size_t kHostSetMinHosts = 1024;
 
 // Any bpftool skeleton built from a program that includes bpf/target.bpf.h.
 template <typename Skeleton>

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <ostream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -105,6 +106,25 @@ struct MatchCase {
 };
 
 void PrintTo(const MatchCase& match, std::ostream* os) { *os << match.name; }
+
+// `count` hosts: count - 1 from `fill` on (an IPv4 "a.b." takes "c.d" with d < 250; an IPv6 "...:"
+// takes a hex group), and `marker`, after the others; `network` too.
+Target Hosts(size_t count, const std::string& fill, const char* marker, const char* network) {
+  Target target{.peers = {network}};
+  const bool v6 = fill.find(':') != std::string::npos;
+  for (size_t i = 0; i + 1 < count; i++) {
+    std::ostringstream host;
+    host << fill;
+    if (v6) {
+      host << std::hex << i;
+    } else {
+      host << i / 250 << "." << i % 250;
+    }
+    target.peers.push_back(host.str());
+  }
+  target.peers.push_back(marker);
+  return target;
+}
 
 std::vector<MatchCase> MatchCases(const Addresses& a) {
   constexpr Hook kOut = Hook::kEgress;
@@ -237,6 +257,16 @@ std::vector<MatchCase> MatchCases(const Addresses& a) {
     add("many_hosts_last", many_hosts, to("10.1.39.249"), kOut, kStolen);
     add("many_hosts_unlisted_beside_listed", many_hosts, to("10.1.39.250"), kOut, kPass);
     add("many_hosts_unlisted_after", many_hosts, to("10.1.40.1"), kOut, kPass);
+    // Hosts get a host set from kHostSetMinHosts of a family on (target_maps.h); fewer stay in the
+    // trie. Both sides of that line, each beside a network.
+    for (size_t count : {kHostSetMinHosts - 1, kHostSetMinHosts}) {
+      const Target hosts = Hosts(count, "10.2.", "10.3.0.1", "203.0.0.0/16");
+      const std::string n = "hosts_" + std::to_string(count) + "_";
+      add(n + "first", hosts, to("10.2.0.0"), kOut, kStolen);
+      add(n + "marker", hosts, to("10.3.0.1"), kOut, kStolen);
+      add(n + "beside_marker", hosts, to("10.3.0.2"), kOut, kPass);
+      add(n + "network", hosts, to("203.0.7.7"), kOut, kStolen);
+    }
 
     // The transport header starts after the options: ports are found through the header length.
     add("options_then_tcp_port_listed", {.ports = {{80, 80}}},
@@ -272,6 +302,16 @@ std::vector<MatchCase> MatchCases(const Addresses& a) {
     add("long_networks_same_64", long_networks, to("2001:db8:4::3:0:0"), kOut, kPass);
     add("host_listed_and_excluded", {.peers = {"2001:db8:2::5"}, .excluded = {"2001:db8:2::5"}},
         to("2001:db8:2::5"), kOut, kPass);
+    // Both sides of the host set's line (target_maps.h), the hosts in one /64: the peer filter lets
+    // every address of that /64 through, and the trie or the host set decides.
+    for (size_t count : {kHostSetMinHosts - 1, kHostSetMinHosts}) {
+      const Target hosts = Hosts(count, "2001:db8:5::1:", "2001:db8:5::ffff", "2001:db8:1::/48");
+      const std::string n = "hosts_" + std::to_string(count) + "_";
+      add(n + "first", hosts, to("2001:db8:5::1:0"), kOut, kStolen);
+      add(n + "marker", hosts, to("2001:db8:5::ffff"), kOut, kStolen);
+      add(n + "beside_marker", hosts, to("2001:db8:5::fffe"), kOut, kPass);
+      add(n + "network", hosts, to("2001:db8:1:7::7"), kOut, kStolen);
+    }
 
     // Extension headers before the transport header are skipped to find the ports.
     const Packet hop_by_hop{.src = a.local, .dst = a.peer, .ipv6_options = {IPPROTO_HOPOPTS}};
@@ -445,6 +485,24 @@ TEST_F(DropProgramTest, StatsCountWhatTheRunsDid) {
   const DropStats stats = program_->ReadStats();
   EXPECT_EQ(stats.matched, 8u);
   EXPECT_EQ(stats.dropped, 8u);
+}
+
+// Installing a host set waits for an RCU grace period (target_maps.h): only a family with at least
+// kHostSetMinHosts hosts gets one, and the other family's slot stays empty.
+TEST_F(DropProgramTest, HostSetOnlyForAFamilyWithManyHosts) {
+  for (bool many_v4 : {true, false}) {
+    SCOPED_TRACE(many_v4 ? "many IPv4 hosts, few IPv6" : "few IPv4 hosts, many IPv6");
+    Target target =
+        Hosts(many_v4 ? kHostSetMinHosts : kHostSetMinHosts - 1, "10.2.", "10.3.0.1", "10.9.0.0/16");
+    const Target v6 = Hosts(many_v4 ? kHostSetMinHosts - 1 : kHostSetMinHosts,
+                            "2001:db8:5::1:", "2001:db8:5::ffff", "2001:db8:1::/48");
+    target.peers.insert(target.peers.end(), v6.peers.begin(), v6.peers.end());
+    ASSERT_NO_FATAL_FAILURE(Load(Spec(target)));
+    EXPECT_EQ(test::SlotHoldsMap(program_->egress_fd(), "peer_hosts_v4"), many_v4);
+    EXPECT_EQ(test::SlotHoldsMap(program_->egress_fd(), "peer_hosts_v6"), !many_v4);
+    EXPECT_EQ(Run(Hook::kEgress, Frame({.src = kIpv4.local, .dst = "10.3.0.1"})), kStolen);
+    EXPECT_EQ(Run(Hook::kEgress, Frame({.src = kIpv6.local, .dst = "2001:db8:5::ffff"})), kStolen);
+  }
 }
 
 TEST_F(DropProgramTest, InstancesKeepTheirOwnTargetsAndCounters) {

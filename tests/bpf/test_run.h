@@ -25,6 +25,10 @@ std::optional<std::string> WhyNoBpf();
 // The program's verdict on `frame`.
 int RunProgram(int fd, const std::vector<uint8_t>& frame, uint32_t* priority = nullptr);
 
+// Whether slot 0 of `program_fd`'s array of maps named `map` holds a map (false, and a failure, when
+// the program has no such map).
+bool SlotHoldsMap(int program_fd, const std::string& map);
+
 // A target as a user writes it.
 struct Target {
   std::vector<std::string> peers{};
