@@ -186,6 +186,12 @@ absl::StatusOr<JournalEntry> Journal::Record(journal::Change change) {
 void Journal::Complete(uint64_t id, bool compact) {
   std::lock_guard lock(mutex_);
   if (open_.erase(id) == 0) return;
+  // Once every change this process made is undone; entries whose replay failed are kept. The done
+  // line would go with the compaction.
+  if (compact && open_.lower_bound(first_own_id_) == open_.end()) {
+    Compact();
+    return;
+  }
   journal::Line line;
   line.set_id(id);
   line.mutable_done()->set_time(log::Timestamp());
@@ -194,8 +200,6 @@ void Journal::Complete(uint64_t id, bool compact) {
   if (absl::Status written = Append(ToJsonLine(line)); !written.ok()) {
     log::Warning("journal.write_failed").With("path", path_).With("error", written.ToString());
   }
-  // Once every change this process made is undone; entries whose replay failed are kept.
-  if (compact && open_.lower_bound(first_own_id_) == open_.end()) Compact();
 }
 
 absl::Status Journal::Append(std::string_view line) {
@@ -210,6 +214,15 @@ absl::Status Journal::Append(std::string_view line) {
 
 void Journal::Compact() {
   if (!dirty_) return;
+  // Nothing left: emptied in place, in one step as a rename is (a tenth of a revert's CPU less than
+  // a new file, its rename and the old one's deletion; bench/inject-latency).
+  if (open_.empty()) {
+    if (ftruncate(fd_, 0) == 0) {
+      dirty_ = false;
+      return;
+    }
+    log::Warning("journal.truncate_failed").With("path", path_).With("error", std::strerror(errno));
+  }
   std::string temporary = path_ + ".new";
   int fd = open(temporary.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   absl::Status status = fd < 0 ? absl::UnavailableError(std::strerror(errno)) : absl::OkStatus();

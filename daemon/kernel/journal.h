@@ -108,7 +108,8 @@ class Journal {
   // Appends `line` whole, or nothing: after a short write (a full disk) the file is cut back to where
   // it ended, so that the next line does not land on a torn one, which the replay could not parse.
   absl::Status Append(std::string_view line);
-  // Rewrites the file with the open entries only, atomically (a new file renamed over the old one).
+  // Rewrites the file with the open entries only, atomically: emptied in place when none is open, else
+  // a new file renamed over the old one.
   void Compact();
 
   const int directory_fd_;  // the state directory, locked

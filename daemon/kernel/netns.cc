@@ -87,19 +87,70 @@ Netns::~Netns() { close(fd_); }
 
 std::string Netns::Describe() const { return path_.empty() ? "the agent's netns" : Cat("netns ", path_); }
 
-absl::StatusOr<std::unique_ptr<NetnsScope>> NetnsScope::Enter(const Netns& netns) {
-  int original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  if (original < 0) return absl::InternalError(Cat("open /proc/thread-self/ns/net: ", std::strerror(errno)));
+namespace {
+
+// The calling thread's namespace outside every NetnsScope, opened by its first scope and kept while the
+// thread lives: opening /proc/thread-self/ns/net walks /proc, a tenth of an inject's CPU
+// (bench/inject-latency). It stays right while only NetnsScope moves the thread after that.
+struct Home {
+  int fd = -1;
+  dev_t device = 0;
+  ino_t inode = 0;
+  bool away = false;  // a scope has moved the thread out of it
+  Home() = default;
+  Home(const Home&) = delete;
+  Home& operator=(const Home&) = delete;
+  ~Home() {
+    if (fd >= 0) close(fd);
+  }
+};
+thread_local Home home;
+
+// The calling thread's namespace, open, and whether it is `netns`.
+absl::StatusOr<int> OpenCurrent(const Netns& netns, bool* inside) {
+  int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::InternalError(Cat("open /proc/thread-self/ns/net: ", std::strerror(errno)));
   struct stat st {};
-  if (fstat(original, &st) == 0 && st.st_dev == netns.device() && st.st_ino == netns.inode()) {
-    close(original);
+  *inside = fstat(fd, &st) == 0 && st.st_dev == netns.device() && st.st_ino == netns.inode();
+  return fd;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<NetnsScope>> NetnsScope::Enter(const Netns& netns) {
+  // From home, the common case, back to the home fd; from inside another scope, back to where the
+  // thread is now, opened for this scope alone.
+  const bool from_home = !home.away;
+  int original = home.fd;
+  bool inside = false;
+  if (from_home && home.fd >= 0) {
+    inside = home.device == netns.device() && home.inode == netns.inode();
+  } else {
+    absl::StatusOr<int> current = OpenCurrent(netns, &inside);
+    if (!current.ok()) return current.status();
+    original = *current;
+    if (from_home) {
+      struct stat st {};
+      if (fstat(original, &st) == 0) {
+        home.fd = original;
+        home.device = st.st_dev;
+        home.inode = st.st_ino;
+      }
+    }
+  }
+  auto close_unless_home = [&] {
+    if (original != home.fd) close(original);
+  };
+  if (inside) {
+    close_unless_home();
     return std::unique_ptr<NetnsScope>(new NetnsScope(-1));
   }
   if (setns(netns.fd(), CLONE_NEWNET) != 0) {
     int err = errno;
-    close(original);
+    close_unless_home();
     return absl::FailedPreconditionError(Cat("cannot enter ", netns.Describe(), ": ", std::strerror(err)));
   }
+  if (original == home.fd) home.away = true;
   return std::unique_ptr<NetnsScope>(new NetnsScope(original));
 }
 
@@ -109,7 +160,11 @@ NetnsScope::~NetnsScope() {
     log::Error("netns.return_failed").With("error", std::strerror(errno));
     std::abort();  // see Netns::Open
   }
-  close(original_fd_);
+  if (original_fd_ == home.fd) {
+    home.away = false;
+  } else {
+    close(original_fd_);
+  }
 }
 
 }  // namespace faultline::kernel

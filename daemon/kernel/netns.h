@@ -62,7 +62,9 @@ class NetnsScope {
 
  private:
   explicit NetnsScope(int original_fd) : original_fd_(original_fd) {}
-  int original_fd_;  // -1 when the thread was already in the target namespace
+  // -1 when the thread was already in the target namespace; else where to go back to: the thread's
+  // home (kept open while it lives) or, for a scope inside another, a descriptor of its own.
+  int original_fd_;
 };
 
 }  // namespace faultline::kernel

@@ -7,8 +7,11 @@
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <thread>
@@ -89,6 +92,57 @@ TEST_F(NetnsTest, ReopenRefusesAnotherCookieWhereTheInodeMatches) {
   auto reopened = Netns::Reopen(recorded);
   EXPECT_TRUE(absl::IsNotFound(reopened.status())) << reopened.status();
   EXPECT_NE(reopened.status().message().find("cookie"), std::string::npos) << reopened.status();
+}
+
+// NetnsScope keeps a thread's own namespace open after its first scope: every scope, nested in
+// another or not, must still take the thread back where it was, and no scope may leave a descriptor.
+TEST_F(NetnsTest, ScopesTakeTheThreadBackWhereItWas) {
+  const std::string other_name = Cat(name_, "-b");
+  ASSERT_EQ(Shell(Cat("ip netns add ", other_name)).exit_code, 0);
+  auto here = [] {
+    struct stat st {};
+    return stat("/proc/thread-self/ns/net", &st) == 0 ? st.st_ino : 0;
+  };
+  auto open_fds = [] { return std::distance(std::filesystem::directory_iterator("/proc/self/fd"), {}); };
+  auto a = Netns::Open(path_);
+  auto b = Netns::Open(Cat("/run/netns/", other_name));
+  auto home = Netns::Open("");
+  ASSERT_TRUE(a.ok() && b.ok() && home.ok());
+  // A thread of its own: its first scope is the one that opens its namespace.
+  std::thread([&] {
+    const ino_t start = here();
+    long fds_after_first = 0;
+    for (int round = 0; round < 3; round++) {
+      {
+        auto in_a = NetnsScope::Enter(**a);
+        ASSERT_TRUE(in_a.ok()) << in_a.status();
+        EXPECT_EQ(here(), (*a)->inode());
+        {
+          auto in_b = NetnsScope::Enter(**b);
+          ASSERT_TRUE(in_b.ok()) << in_b.status();
+          auto still_b = NetnsScope::Enter(**b);
+          ASSERT_TRUE(still_b.ok()) << still_b.status();
+          EXPECT_EQ(here(), (*b)->inode());
+        }
+        EXPECT_EQ(here(), (*a)->inode());
+        {
+          auto at_home = NetnsScope::Enter(**home);
+          ASSERT_TRUE(at_home.ok()) << at_home.status();
+          EXPECT_EQ(here(), start);
+        }
+        EXPECT_EQ(here(), (*a)->inode());
+      }
+      EXPECT_EQ(here(), start);
+      {
+        auto at_home = NetnsScope::Enter(**home);
+        ASSERT_TRUE(at_home.ok()) << at_home.status();
+        EXPECT_EQ(here(), start);
+      }
+      if (round == 0) fds_after_first = open_fds();
+    }
+    EXPECT_EQ(open_fds(), fds_after_first) << "a scope left a descriptor open";
+  }).join();
+  Shell(Cat("ip netns del ", other_name));
 }
 
 }  // namespace
