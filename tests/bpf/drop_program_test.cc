@@ -2,11 +2,14 @@
 // run on crafted Ethernet frames with bpf_prog_test_run_opts: no namespaces, no traffic.
 #include "kernel/drop_program.h"
 
+#include <bpf/bpf.h>
 #include <gtest/gtest.h>
 #include <linux/if_ether.h>
 #include <linux/pkt_cls.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -503,6 +506,36 @@ TEST_F(DropProgramTest, HostSetOnlyForAFamilyWithManyHosts) {
     EXPECT_EQ(Run(Hook::kEgress, Frame({.src = kIpv4.local, .dst = "10.3.0.1"})), kStolen);
     EXPECT_EQ(Run(Hook::kEgress, Frame({.src = kIpv6.local, .dst = "2001:db8:5::ffff"})), kStolen);
   }
+}
+
+// The peer filter (target_abi.h) turns away an address no peer holds before any lookup. To see that,
+// a network the daemon never listed goes straight into each trie: only the filter keeps its addresses
+// from matching.
+TEST_F(DropProgramTest, PeerFilterTurnsAwayAddressesNoPeerHolds) {
+  ASSERT_NO_FATAL_FAILURE(Load(Spec({.peers = {"198.51.100.7", "2001:db8:2::5"}})));
+  // The filter hashes all 32 bits of the IPv4 peer and the first 64 of the IPv6 one: the addresses
+  // below must not share a slot with either (a fixed fact of the hash, checked rather than assumed).
+  const std::vector<__u32> listed = {fl_peer_filter_slot(0xc6336407ull << 32, 32, 4),
+                                     fl_peer_filter_slot(0x20010db800020000ull, 64, 6)};
+  for (__u32 slot :
+       {fl_peer_filter_slot(0x0a010203ull << 32, 32, 4), fl_peer_filter_slot(0x20010db800090000ull, 64, 6)}) {
+    ASSERT_EQ(std::count(listed.begin(), listed.end(), slot), 0) << "test bug: pick other addresses";
+  }
+  const int v4 = test::OpenMapOf(program_->egress_fd(), "peers_v4");
+  const int v6 = test::OpenMapOf(program_->egress_fd(), "peers_v6");
+  ASSERT_GE(v4, 0);
+  ASSERT_GE(v6, 0);
+  const fl_lpm_v4 ten{.prefixlen = 8, .addr = {10, 0, 0, 0}};
+  const fl_lpm_v6 documentation{.prefixlen = 32, .addr = {0x20, 0x01, 0x0d, 0xb8}};
+  const uint8_t present = 1;
+  EXPECT_EQ(bpf_map_update_elem(v4, &ten, &present, BPF_ANY), 0);
+  EXPECT_EQ(bpf_map_update_elem(v6, &documentation, &present, BPF_ANY), 0);
+  close(v4);
+  close(v6);
+  EXPECT_EQ(Run(Hook::kEgress, Frame({.src = kIpv4.local, .dst = "10.1.2.3"})), kPass);
+  EXPECT_EQ(Run(Hook::kEgress, Frame({.src = kIpv6.local, .dst = "2001:db8:9::1"})), kPass);
+  EXPECT_EQ(Run(Hook::kEgress, Frame({.src = kIpv4.local, .dst = "198.51.100.7"})), kStolen);
+  EXPECT_EQ(Run(Hook::kEgress, Frame({.src = kIpv6.local, .dst = "2001:db8:2::5"})), kStolen);
 }
 
 TEST_F(DropProgramTest, InstancesKeepTheirOwnTargetsAndCounters) {

@@ -59,7 +59,7 @@ int RunProgram(int fd, const std::vector<uint8_t>& frame, uint32_t* priority) {
   return static_cast<int>(opts.retval);
 }
 
-bool SlotHoldsMap(int program_fd, const std::string& map) {
+int OpenMapOf(int program_fd, const std::string& map) {
   std::vector<__u32> ids(64);
   bpf_prog_info program{};
   program.nr_map_ids = static_cast<__u32>(ids.size());
@@ -67,7 +67,7 @@ bool SlotHoldsMap(int program_fd, const std::string& map) {
   __u32 length = sizeof(program);
   if (bpf_obj_get_info_by_fd(program_fd, &program, &length) != 0) {
     ADD_FAILURE() << "bpf_obj_get_info_by_fd: " << std::strerror(errno);
-    return false;
+    return -1;
   }
   ids.resize(std::min<size_t>(program.nr_map_ids, ids.size()));
   for (__u32 id : ids) {
@@ -75,17 +75,21 @@ bool SlotHoldsMap(int program_fd, const std::string& map) {
     if (fd < 0) continue;
     bpf_map_info info{};
     __u32 info_length = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &info_length) == 0 && map == info.name) {
-      const __u32 slot = 0;
-      __u32 inner_id = 0;  // the syscall reads a map-in-map slot as the inner map's id
-      const bool holds = bpf_map_lookup_elem(fd, &slot, &inner_id) == 0;
-      close(fd);
-      return holds;
-    }
+    if (bpf_obj_get_info_by_fd(fd, &info, &info_length) == 0 && map == info.name) return fd;
     close(fd);
   }
   ADD_FAILURE() << "the program has no map " << map;
-  return false;
+  return -1;
+}
+
+bool SlotHoldsMap(int program_fd, const std::string& map) {
+  const int fd = OpenMapOf(program_fd, map);
+  if (fd < 0) return false;
+  const __u32 slot = 0;
+  __u32 inner_id = 0;  // the syscall reads a map-in-map slot as the inner map's id
+  const bool holds = bpf_map_lookup_elem(fd, &slot, &inner_id) == 0;
+  close(fd);
+  return holds;
 }
 
 kernel::TargetSpec HourLong(const Target& target) {

@@ -25,6 +25,9 @@ std::optional<std::string> WhyNoBpf();
 // The program's verdict on `frame`.
 int RunProgram(int fd, const std::vector<uint8_t>& frame, uint32_t* priority = nullptr);
 
+// A descriptor of `program_fd`'s map named `map` (the caller closes it), or -1 and a failure.
+int OpenMapOf(int program_fd, const std::string& map);
+
 // Whether slot 0 of `program_fd`'s array of maps named `map` holds a map (false, and a failure, when
 // the program has no such map).
 bool SlotHoldsMap(int program_fd, const std::string& map);
