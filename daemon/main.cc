@@ -38,9 +38,10 @@ namespace {
 
 using faultline::api::Cat;
 
-// Instances of each BPF program kept loaded (kernel/program_pool.h): enough for an experiment with a
-// partition and a loss, or a shaping fault both ways, to load nothing.
-constexpr size_t kPreloadedPrograms = 2;
+// Instances of each BPF program kept loaded (kernel/program_pool.h): enough for two experiments with a
+// partition and a loss, or a shaping fault both ways, to load nothing, as when a change of target
+// reverts one and injects the next (bench/many-peers; docs/architecture.md, "The program pool").
+constexpr size_t kPreloadedPrograms = 4;
 
 // A socket file nobody listens on is left by an agent that died; one that answers is a live agent.
 bool SomeoneListens(const std::string& path) {
