@@ -202,22 +202,22 @@ static __always_inline int host_listed(void *hosts, const void *key) {
 }
 
 /* The peer list first and the exclusions after: a packet to an unlisted peer, the common case on a
- * busy interface, costs a host set lookup and, when the family's trie holds peers, a trie lookup;
- * none when the peer filter turns it away. */
+ * busy interface, costs a host set lookup when the family has a host set and a trie lookup when its
+ * trie holds peers; none when the peer filter turns it away. */
 static __always_inline int peer_listed(const struct packet *p, const __u8 *addr) {
   const int any_peer = config.flags & FL_MATCH_ANY_PEER;
   if (!any_peer && !peer_filter_passes(p, addr)) return 0;
   if (p->family == 4) {
     struct fl_lpm_v4 key = {.prefixlen = 32};
     __builtin_memcpy(key.addr, addr, 4);
-    if (!any_peer && !host_listed(&peer_hosts_v4, key.addr) &&
+    if (!any_peer && !((config.flags & FL_MATCH_PEER_HOSTS_V4) && host_listed(&peer_hosts_v4, key.addr)) &&
         !((config.flags & FL_MATCH_PEER_TRIE_V4) && bpf_map_lookup_elem(&peers_v4, &key)))
       return 0;
     return !bpf_map_lookup_elem(&excluded_v4, &key);
   }
   struct fl_lpm_v6 key = {.prefixlen = 128};
   __builtin_memcpy(key.addr, addr, 16);
-  if (!any_peer && !host_listed(&peer_hosts_v6, key.addr) &&
+  if (!any_peer && !((config.flags & FL_MATCH_PEER_HOSTS_V6) && host_listed(&peer_hosts_v6, key.addr)) &&
       !((config.flags & FL_MATCH_PEER_TRIE_V6) && bpf_map_lookup_elem(&peers_v6, &key)))
     return 0;
   return !bpf_map_lookup_elem(&excluded_v6, &key);

@@ -20,6 +20,9 @@
  * alone decides. */
 #define FL_MATCH_PEER_TRIE_V4 (1u << 2)
 #define FL_MATCH_PEER_TRIE_V6 (1u << 3)
+/* The family has a host set (below): without it, its slot is empty and not looked at. */
+#define FL_MATCH_PEER_HOSTS_V4 (1u << 4)
+#define FL_MATCH_PEER_HOSTS_V6 (1u << 5)
 
 /* The most entries one LPM trie (a target's peers or exclusions of one family) takes. The tries are
  * not preallocated, so a program is loaded with this cap before anyone knows its target. */

@@ -187,11 +187,8 @@ void Journal::Complete(uint64_t id, bool compact) {
   std::lock_guard lock(mutex_);
   if (open_.erase(id) == 0) return;
   // Once every change this process made is undone; entries whose replay failed are kept. The done
-  // line would go with the compaction.
-  if (compact && open_.lower_bound(first_own_id_) == open_.end()) {
-    Compact();
-    return;
-  }
+  // line would go with the compaction, so it is written only when the compaction fails.
+  if (compact && open_.lower_bound(first_own_id_) == open_.end() && Compact()) return;
   journal::Line line;
   line.set_id(id);
   line.mutable_done()->set_time(log::Timestamp());
@@ -212,14 +209,14 @@ absl::Status Journal::Append(std::string_view line) {
   return written;
 }
 
-void Journal::Compact() {
-  if (!dirty_) return;
+bool Journal::Compact() {
+  if (!dirty_) return true;
   // Nothing left: emptied in place, in one step as a rename is (a tenth of a revert's CPU less than
   // a new file, its rename and the old one's deletion; bench/inject-latency).
   if (open_.empty()) {
     if (ftruncate(fd_, 0) == 0) {
       dirty_ = false;
-      return;
+      return true;
     }
     log::Warning("journal.truncate_failed").With("path", path_).With("error", std::strerror(errno));
   }
@@ -236,11 +233,12 @@ void Journal::Compact() {
     if (fd >= 0) close(fd);
     unlink(temporary.c_str());
     log::Warning("journal.compact_failed").With("path", path_).With("error", status.ToString());
-    return;
+    return false;
   }
   close(fd_);
   fd_ = fd;  // renamed: this is the journal now
   dirty_ = !open_.empty();
+  return true;
 }
 
 ReplaySummary Journal::Replay() {

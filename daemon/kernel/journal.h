@@ -109,8 +109,8 @@ class Journal {
   // it ended, so that the next line does not land on a torn one, which the replay could not parse.
   absl::Status Append(std::string_view line);
   // Rewrites the file with the open entries only, atomically: emptied in place when none is open, else
-  // a new file renamed over the old one.
-  void Compact();
+  // a new file renamed over the old one. False when it could not (logged); the file is then as it was.
+  bool Compact();
 
   const int directory_fd_;  // the state directory, locked
   int fd_;                  // the journal, O_APPEND

@@ -102,56 +102,61 @@ struct Home {
   Home& operator=(const Home&) = delete;
   ~Home() {
     if (fd >= 0) close(fd);
+    fd = -1;
   }
 };
 thread_local Home home;
 
-// The calling thread's namespace, open, and whether it is `netns`.
-absl::StatusOr<int> OpenCurrent(const Netns& netns, bool* inside) {
+// The calling thread's namespace, open, and its identity in `st`.
+absl::StatusOr<int> OpenCurrent(struct stat* st) {
   int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return absl::InternalError(Cat("open /proc/thread-self/ns/net: ", std::strerror(errno)));
-  struct stat st {};
-  *inside = fstat(fd, &st) == 0 && st.st_dev == netns.device() && st.st_ino == netns.inode();
+  if (fstat(fd, st) != 0) {
+    int err = errno;
+    close(fd);
+    return absl::InternalError(Cat("fstat /proc/thread-self/ns/net: ", std::strerror(err)));
+  }
   return fd;
+}
+
+bool Names(const Netns& netns, dev_t device, ino_t inode) {
+  return netns.device() == device && netns.inode() == inode;
 }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<NetnsScope>> NetnsScope::Enter(const Netns& netns) {
-  // From home, the common case, back to the home fd; from inside another scope, back to where the
-  // thread is now, opened for this scope alone.
-  const bool from_home = !home.away;
-  int original = home.fd;
-  bool inside = false;
-  if (from_home && home.fd >= 0) {
-    inside = home.device == netns.device() && home.inode == netns.inode();
-  } else {
-    absl::StatusOr<int> current = OpenCurrent(netns, &inside);
-    if (!current.ok()) return current.status();
-    original = *current;
-    if (from_home) {
+  if (!home.away) {  // the common case: from home, and back to the home fd
+    if (home.fd < 0) {
       struct stat st {};
-      if (fstat(original, &st) == 0) {
-        home.fd = original;
-        home.device = st.st_dev;
-        home.inode = st.st_ino;
-      }
+      absl::StatusOr<int> current = OpenCurrent(&st);
+      if (!current.ok()) return current.status();
+      home.fd = *current;
+      home.device = st.st_dev;
+      home.inode = st.st_ino;
     }
+    if (Names(netns, home.device, home.inode)) return std::unique_ptr<NetnsScope>(new NetnsScope(-1, false));
+    if (setns(netns.fd(), CLONE_NEWNET) != 0) {
+      return absl::FailedPreconditionError(
+          Cat("cannot enter ", netns.Describe(), ": ", std::strerror(errno)));
+    }
+    home.away = true;
+    return std::unique_ptr<NetnsScope>(new NetnsScope(home.fd, true));
   }
-  auto close_unless_home = [&] {
-    if (original != home.fd) close(original);
-  };
-  if (inside) {
-    close_unless_home();
-    return std::unique_ptr<NetnsScope>(new NetnsScope(-1));
+  // Inside another scope: back to where the thread is now, opened for this scope alone.
+  struct stat st {};
+  absl::StatusOr<int> current = OpenCurrent(&st);
+  if (!current.ok()) return current.status();
+  if (Names(netns, st.st_dev, st.st_ino)) {
+    close(*current);
+    return std::unique_ptr<NetnsScope>(new NetnsScope(-1, false));
   }
   if (setns(netns.fd(), CLONE_NEWNET) != 0) {
     int err = errno;
-    close_unless_home();
+    close(*current);
     return absl::FailedPreconditionError(Cat("cannot enter ", netns.Describe(), ": ", std::strerror(err)));
   }
-  if (original == home.fd) home.away = true;
-  return std::unique_ptr<NetnsScope>(new NetnsScope(original));
+  return std::unique_ptr<NetnsScope>(new NetnsScope(*current, false));
 }
 
 NetnsScope::~NetnsScope() {
@@ -160,7 +165,7 @@ NetnsScope::~NetnsScope() {
     log::Error("netns.return_failed").With("error", std::strerror(errno));
     std::abort();  // see Netns::Open
   }
-  if (original_fd_ == home.fd) {
+  if (returns_home_) {
     home.away = false;
   } else {
     close(original_fd_);

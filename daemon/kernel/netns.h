@@ -52,7 +52,8 @@ class Netns {
 
 // Moves the calling thread into a namespace (setns only changes the calling thread's namespace)
 // and back when destroyed. Sockets opened inside stay bound to the namespace they were opened in,
-// so netlink and BPF calls made in the scope act on the target namespace.
+// so netlink and BPF calls made in the scope act on the target namespace. A scope ends on the thread
+// that entered it, after every scope entered inside it: hold it as a local.
 class NetnsScope {
  public:
   static absl::StatusOr<std::unique_ptr<NetnsScope>> Enter(const Netns& netns);
@@ -61,10 +62,12 @@ class NetnsScope {
   NetnsScope& operator=(const NetnsScope&) = delete;
 
  private:
-  explicit NetnsScope(int original_fd) : original_fd_(original_fd) {}
-  // -1 when the thread was already in the target namespace; else where to go back to: the thread's
-  // home (kept open while it lives) or, for a scope inside another, a descriptor of its own.
+  NetnsScope(int original_fd, bool returns_home) : original_fd_(original_fd), returns_home_(returns_home) {}
+  // -1 when the thread was already in the target namespace; else where to go back to.
   int original_fd_;
+  // original_fd_ is the thread's own namespace, which it keeps open while it lives (netns.cc), rather
+  // than a descriptor this scope opened and closes.
+  bool returns_home_;
 };
 
 }  // namespace faultline::kernel

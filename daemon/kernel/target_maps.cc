@@ -90,8 +90,9 @@ absl::Status FillHostSet(const char* program, bpf_map* hosts, const std::vector<
   return status;
 }
 
-// The peer list: a family's hosts to its host set when it has at least kHostSetMinHosts of them,
-// every other peer to its family's trie. Returns the FL_MATCH_PEER_TRIE_* flags of the tries it fills.
+// The peer list: a family's hosts to its host set when it lists at least kHostSetMinHosts of them (a
+// host listed twice counts twice), every other peer to its family's trie. Returns the
+// FL_MATCH_PEER_TRIE_* and FL_MATCH_PEER_HOSTS_* flags of what it fills.
 absl::StatusOr<uint32_t> FillPeers(const char* program, const TargetMaps& maps,
                                    const std::vector<api::Cidr>& peers) {
   size_t hosts_of_family[2] = {};  // IPv4, IPv6
@@ -106,8 +107,10 @@ absl::StatusOr<uint32_t> FillPeers(const char* program, const TargetMaps& maps,
       flags |= cidr.family == 4 ? FL_MATCH_PEER_TRIE_V4 : FL_MATCH_PEER_TRIE_V6;
     } else if (cidr.family == 4) {
       std::memcpy(hosts_v4.emplace_back().addr, cidr.address.data(), sizeof(fl_host_v4::addr));
+      flags |= FL_MATCH_PEER_HOSTS_V4;
     } else {
       std::memcpy(hosts_v6.emplace_back().addr, cidr.address.data(), sizeof(fl_host_v6::addr));
+      flags |= FL_MATCH_PEER_HOSTS_V6;
     }
   }
   if (auto s = FillHostSet(program, maps.peer_hosts_v4, hosts_v4); !s.ok()) return s;
@@ -182,8 +185,8 @@ absl::Status ConfigureTarget(const char* program, const TargetSpec& spec, const 
     return absl::InvalidArgumentError(Cat(program, ": protocol mask 0x", std::hex, spec.protocols,
                                           " selects no packets; use FL_PROTO_* bits"));
   }
-  absl::StatusOr<uint32_t> peer_tries = FillPeers(program, maps, spec.peers);
-  if (!peer_tries.ok()) return peer_tries.status();
+  absl::StatusOr<uint32_t> peer_flags = FillPeers(program, maps, spec.peers);
+  if (!peer_flags.ok()) return peer_flags.status();
   if (auto s = FillTries(program, maps.excluded_v4, maps.excluded_v6, spec.excluded); !s.ok()) return s;
 
   if (!spec.ports.empty()) {
@@ -198,7 +201,7 @@ absl::Status ConfigureTarget(const char* program, const TargetSpec& spec, const 
   MarkPeerFilter(spec.peers, config);
   config.protocols = spec.protocols;
   config.flags =
-      (spec.peers.empty() ? FL_MATCH_ANY_PEER : 0) | (spec.ports.empty() ? 0 : FL_MATCH_PORTS) | *peer_tries;
+      (spec.peers.empty() ? FL_MATCH_ANY_PEER : 0) | (spec.ports.empty() ? 0 : FL_MATCH_PORTS) | *peer_flags;
   config.deadline_ns = spec.deadline_ns;
   return absl::OkStatus();
 }

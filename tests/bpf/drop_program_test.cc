@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "packets.h"
 #include "target_abi.h"
 #include "test_run.h"
@@ -244,7 +245,7 @@ std::vector<MatchCase> MatchCases(const Addresses& a) {
     add("host_and_network_host_neighbour", host_and_network, to("198.51.100.8"), kOut, kPass);
     add("host_and_network_other_24_of_network", host_and_network, to("203.0.200.1"), kOut, kStolen);
     add("host_and_network_next_network", host_and_network, to("203.1.0.1"), kOut, kPass);
-    // A /31 is a network (the trie), not a host (the host set); listed twice, a host is still one.
+    // A /31 is a network, not a host; listed twice, a host is still one.
     const Target pair_and_twice{.peers = {"192.0.2.6/31", "192.0.2.9", "192.0.2.9/32"}};
     add("pair_first", pair_and_twice, to("192.0.2.6"), kOut, kStolen);
     add("pair_second", pair_and_twice, to("192.0.2.7"), kOut, kStolen);
@@ -270,6 +271,10 @@ std::vector<MatchCase> MatchCases(const Addresses& a) {
       add(n + "beside_marker", hosts, to("10.3.0.2"), kOut, kPass);
       add(n + "network", hosts, to("203.0.7.7"), kOut, kStolen);
     }
+    // Listed twice among enough hosts for a set (which is sized by the list), a host is still one.
+    Target twice = Hosts(kHostSetMinHosts, "10.2.", "10.3.0.1", "203.0.0.0/16");
+    twice.peers.push_back("10.3.0.1");
+    add("host_set_host_listed_twice", twice, to("10.3.0.1"), kOut, kStolen);
 
     // The transport header starts after the options: ports are found through the header length.
     add("options_then_tcp_port_listed", {.ports = {{80, 80}}},
@@ -510,28 +515,32 @@ TEST_F(DropProgramTest, HostSetOnlyForAFamilyWithManyHosts) {
 
 // The peer filter (target_abi.h) turns away an address no peer holds before any lookup. To see that,
 // a network the daemon never listed goes straight into each trie: only the filter keeps its addresses
-// from matching.
+// from matching. The target lists a network of each family, so each trie is looked up whatever
+// becomes of its hosts (FL_MATCH_PEER_TRIE_*).
 TEST_F(DropProgramTest, PeerFilterTurnsAwayAddressesNoPeerHolds) {
-  ASSERT_NO_FATAL_FAILURE(Load(Spec({.peers = {"198.51.100.7", "2001:db8:2::5"}})));
-  // The filter hashes all 32 bits of the IPv4 peer and the first 64 of the IPv6 one: the addresses
-  // below must not share a slot with either (a fixed fact of the hash, checked rather than assumed).
-  const std::vector<__u32> listed = {fl_peer_filter_slot(0xc6336407ull << 32, 32, 4),
-                                     fl_peer_filter_slot(0x20010db800020000ull, 64, 6)};
+  ASSERT_NO_FATAL_FAILURE(
+      Load(Spec({.peers = {"198.51.100.7", "203.0.113.0/24", "2001:db8:2::5", "2001:db8:7::/48"}})));
+  // The filter hashes each family's first bits up to its shortest peer, 24 and 48 here: the addresses
+  // below must not share a slot with a peer (a fixed fact of the hash, checked rather than assumed).
+  const std::vector<__u32> listed = {
+      fl_peer_filter_slot(0xc6336407ull << 32, 24, 4), fl_peer_filter_slot(0xcb007100ull << 32, 24, 4),
+      fl_peer_filter_slot(0x20010db800020000ull, 48, 6), fl_peer_filter_slot(0x20010db800070000ull, 48, 6)};
   for (__u32 slot :
-       {fl_peer_filter_slot(0x0a010203ull << 32, 32, 4), fl_peer_filter_slot(0x20010db800090000ull, 64, 6)}) {
+       {fl_peer_filter_slot(0x0a010203ull << 32, 24, 4), fl_peer_filter_slot(0x20010db800090000ull, 48, 6)}) {
     ASSERT_EQ(std::count(listed.begin(), listed.end(), slot), 0) << "test bug: pick other addresses";
   }
   const int v4 = test::OpenMapOf(program_->egress_fd(), "peers_v4");
   const int v6 = test::OpenMapOf(program_->egress_fd(), "peers_v6");
-  ASSERT_GE(v4, 0);
-  ASSERT_GE(v6, 0);
+  const auto close_both = absl::MakeCleanup([&] {
+    if (v4 >= 0) close(v4);
+    if (v6 >= 0) close(v6);
+  });
+  ASSERT_TRUE(v4 >= 0 && v6 >= 0);
   const fl_lpm_v4 ten{.prefixlen = 8, .addr = {10, 0, 0, 0}};
   const fl_lpm_v6 documentation{.prefixlen = 32, .addr = {0x20, 0x01, 0x0d, 0xb8}};
   const uint8_t present = 1;
-  EXPECT_EQ(bpf_map_update_elem(v4, &ten, &present, BPF_ANY), 0);
-  EXPECT_EQ(bpf_map_update_elem(v6, &documentation, &present, BPF_ANY), 0);
-  close(v4);
-  close(v6);
+  ASSERT_EQ(bpf_map_update_elem(v4, &ten, &present, BPF_ANY), 0);
+  ASSERT_EQ(bpf_map_update_elem(v6, &documentation, &present, BPF_ANY), 0);
   EXPECT_EQ(Run(Hook::kEgress, Frame({.src = kIpv4.local, .dst = "10.1.2.3"})), kPass);
   EXPECT_EQ(Run(Hook::kEgress, Frame({.src = kIpv6.local, .dst = "2001:db8:9::1"})), kPass);
   EXPECT_EQ(Run(Hook::kEgress, Frame({.src = kIpv4.local, .dst = "198.51.100.7"})), kStolen);

@@ -16,6 +16,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "faultline/api/cat.h"
 #include "shell.h"
@@ -99,6 +100,7 @@ TEST_F(NetnsTest, ReopenRefusesAnotherCookieWhereTheInodeMatches) {
 TEST_F(NetnsTest, ScopesTakeTheThreadBackWhereItWas) {
   const std::string other_name = Cat(name_, "-b");
   ASSERT_EQ(Shell(Cat("ip netns add ", other_name)).exit_code, 0);
+  const auto remove_other = absl::MakeCleanup([&] { Shell(Cat("ip netns del ", other_name)); });
   auto here = [] {
     struct stat st {};
     return stat("/proc/thread-self/ns/net", &st) == 0 ? st.st_ino : 0;
@@ -142,7 +144,6 @@ TEST_F(NetnsTest, ScopesTakeTheThreadBackWhereItWas) {
     }
     EXPECT_EQ(open_fds(), fds_after_first) << "a scope left a descriptor open";
   }).join();
-  Shell(Cat("ip netns del ", other_name));
 }
 
 }  // namespace

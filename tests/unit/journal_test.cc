@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -41,6 +42,11 @@ class JournalTest : public ::testing::Test {
     std::stringstream text;
     text << in.rdbuf();
     return text.str();
+  }
+
+  ino_t Inode() const {
+    struct stat st {};
+    return stat(Cat(dir_, "/journal").c_str(), &st) == 0 ? st.st_ino : 0;
   }
 
   // A qdisc in a namespace that does not exist: a replay finds nothing to undo.
@@ -101,8 +107,10 @@ TEST_F(JournalTest, TheFileIsCompactedOnceNothingIsOpen) {
   ASSERT_TRUE(first.ok() && second.ok());
   first->Done();
   EXPECT_NE(Contents(), "") << "an entry is still open";
+  const ino_t inode = Inode();
   second->Done();
   EXPECT_EQ(Contents(), "");
+  EXPECT_EQ(Inode(), inode) << "emptied in place, not replaced";
   EXPECT_FALSE(std::filesystem::exists(Cat(dir_, "/journal.new")));
   // The next change goes on from there, alone in the file.
   auto third = journal->Record(QdiscIn("/run/netns/fl-unit-absent"));
@@ -110,6 +118,28 @@ TEST_F(JournalTest, TheFileIsCompactedOnceNothingIsOpen) {
   const std::string text = Contents();
   EXPECT_EQ(text.rfind("{\"id\":\"3\",\"change\"", 0), 0u) << text;
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << text;
+}
+
+// An entry whose replay failed stays open: compacting this agent's own entries away then rewrites the
+// file with that entry alone, through a new file.
+TEST_F(JournalTest, CompactionKeepsAnEntryWhoseReplayFailed) {
+  {
+    auto journal = OpenJournal();
+    ASSERT_NE(journal, nullptr);
+    journal::Change unknown;  // no object: a kind of change this agent cannot undo
+    unknown.set_what("from a newer agent");
+    ASSERT_TRUE(journal->Record(unknown).ok());
+  }
+  auto journal = OpenJournal();
+  ASSERT_NE(journal, nullptr);
+  EXPECT_EQ(journal->Replay().failed, 1);
+  auto own = journal->Record(QdiscIn("/run/netns/fl-unit-absent"));
+  ASSERT_TRUE(own.ok());
+  own->Done();
+  const std::string text = Contents();
+  EXPECT_EQ(text.rfind("{\"id\":\"1\",\"change\":{\"what\":\"from a newer agent\"", 0), 0u) << text;
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << text;
+  EXPECT_FALSE(std::filesystem::exists(Cat(dir_, "/journal.new")));
 }
 
 TEST_F(JournalTest, ATornLastLineIsSkipped) {
