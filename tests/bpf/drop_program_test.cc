@@ -137,6 +137,28 @@ std::vector<MatchCase> MatchCases(const Addresses& a) {
   auto add = [&](const std::string& name, Target target, Packet packet, Hook hook, int expected) {
     cases.push_back({std::string(a.name) + "_" + name, std::move(target), std::move(packet), hook, expected});
   };
+  // Both sides of the host set's line (kHostSetMinHosts, target_maps.h): one host fewer stays in the
+  // trie. Hosts(count, fill, marker, network); `first` is fill's first host, `beside` is unlisted
+  // beside the marker, `in_network` is in the network.
+  struct HostLine {
+    const char* fill;
+    const char* first;
+    const char* marker;
+    const char* beside;
+    const char* network;
+    const char* in_network;
+  };
+  auto add_host_line = [&](const HostLine& line) {
+    auto to = [&a](const char* dst) { return Packet{.src = a.local, .dst = dst}; };
+    for (size_t count : {kHostSetMinHosts - 1, kHostSetMinHosts}) {
+      const Target hosts = Hosts(count, line.fill, line.marker, line.network);
+      const std::string n = "hosts_" + std::to_string(count) + "_";
+      add(n + "first", hosts, to(line.first), kOut, kStolen);
+      add(n + "marker", hosts, to(line.marker), kOut, kStolen);
+      add(n + "beside_marker", hosts, to(line.beside), kOut, kPass);
+      add(n + "network", hosts, to(line.in_network), kOut, kStolen);
+    }
+  };
 
   // Peers and direction: egress looks at the destination, ingress at the source.
   for (Transport t : {Transport::kTcp, Transport::kUdp, Transport::kIcmp}) {
@@ -261,16 +283,7 @@ std::vector<MatchCase> MatchCases(const Addresses& a) {
     add("many_hosts_last", many_hosts, to("10.1.39.249"), kOut, kStolen);
     add("many_hosts_unlisted_beside_listed", many_hosts, to("10.1.39.250"), kOut, kPass);
     add("many_hosts_unlisted_after", many_hosts, to("10.1.40.1"), kOut, kPass);
-    // Hosts get a host set from kHostSetMinHosts of a family on (target_maps.h); fewer stay in the
-    // trie. Both sides of that line, each beside a network.
-    for (size_t count : {kHostSetMinHosts - 1, kHostSetMinHosts}) {
-      const Target hosts = Hosts(count, "10.2.", "10.3.0.1", "203.0.0.0/16");
-      const std::string n = "hosts_" + std::to_string(count) + "_";
-      add(n + "first", hosts, to("10.2.0.0"), kOut, kStolen);
-      add(n + "marker", hosts, to("10.3.0.1"), kOut, kStolen);
-      add(n + "beside_marker", hosts, to("10.3.0.2"), kOut, kPass);
-      add(n + "network", hosts, to("203.0.7.7"), kOut, kStolen);
-    }
+    add_host_line({"10.2.", "10.2.0.0", "10.3.0.1", "10.3.0.2", "203.0.0.0/16", "203.0.7.7"});
     // Listed twice among enough hosts for a set (which is sized by the list), a host is still one.
     Target twice = Hosts(kHostSetMinHosts, "10.2.", "10.3.0.1", "203.0.0.0/16");
     twice.peers.push_back("10.3.0.1");
@@ -310,16 +323,10 @@ std::vector<MatchCase> MatchCases(const Addresses& a) {
     add("long_networks_same_64", long_networks, to("2001:db8:4::3:0:0"), kOut, kPass);
     add("host_listed_and_excluded", {.peers = {"2001:db8:2::5"}, .excluded = {"2001:db8:2::5"}},
         to("2001:db8:2::5"), kOut, kPass);
-    // Both sides of the host set's line (target_maps.h), the hosts in one /64: the peer filter lets
-    // every address of that /64 through, and the trie or the host set decides.
-    for (size_t count : {kHostSetMinHosts - 1, kHostSetMinHosts}) {
-      const Target hosts = Hosts(count, "2001:db8:5::1:", "2001:db8:5::ffff", "2001:db8:1::/48");
-      const std::string n = "hosts_" + std::to_string(count) + "_";
-      add(n + "first", hosts, to("2001:db8:5::1:0"), kOut, kStolen);
-      add(n + "marker", hosts, to("2001:db8:5::ffff"), kOut, kStolen);
-      add(n + "beside_marker", hosts, to("2001:db8:5::fffe"), kOut, kPass);
-      add(n + "network", hosts, to("2001:db8:1:7::7"), kOut, kStolen);
-    }
+    // The hosts in one /64: the peer filter lets every address of that /64 through, and the trie or
+    // the host set decides.
+    add_host_line({"2001:db8:5::1:", "2001:db8:5::1:0", "2001:db8:5::ffff", "2001:db8:5::fffe",
+                   "2001:db8:1::/48", "2001:db8:1:7::7"});
 
     // Extension headers before the transport header are skipped to find the ports.
     const Packet hop_by_hop{.src = a.local, .dst = a.peer, .ipv6_options = {IPPROTO_HOPOPTS}};
