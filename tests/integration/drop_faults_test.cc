@@ -143,7 +143,8 @@ TEST_P(PartitionTest, NothingCrossesInTheFaultedDirection) {
     }
     SCOPED_TRACE(Cat(outbound ? "host -> peer" : "peer -> host", faulted ? " (faulted)" : " (not faulted)"));
     EXPECT_EQ(delivery.send_errors, 0) << "a partition must be silent to the sender";
-    EXPECT_EQ(delivery.sent, kPackets);
+    // TCP's sender may find its buffer full (no ACK comes back either way); every call is one or the other.
+    EXPECT_EQ(delivery.sent + delivery.blocked, kPackets);
     if (faulted) {
       EXPECT_EQ(delivery.received, 0);
       EXPECT_GT(Get(experiment.id()).faults(0).packets_dropped(), 0u);

@@ -328,7 +328,13 @@ Delivery SendTcp(const Endpoint& from, const Endpoint& to, int count,
   const Clock::time_point give_up = Clock::now() + kSendLimit;
   for (int i = 0; i < count && Clock::now() < give_up; i++) {
     ssize_t n = send(fd, message, sizeof(message), MSG_NOSIGNAL | MSG_DONTWAIT);
-    (n == static_cast<ssize_t>(sizeof(message)) ? delivery.sent : delivery.send_errors)++;
+    if (n == static_cast<ssize_t>(sizeof(message))) {
+      delivery.sent++;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      delivery.blocked++;
+    } else {
+      delivery.send_errors++;
+    }
     std::this_thread::sleep_for(kPacing);
   }
   stop = true;

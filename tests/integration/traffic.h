@@ -16,7 +16,10 @@ struct Endpoint {
 struct Delivery {
   int sent = 0;         // send calls that succeeded
   int send_errors = 0;  // send calls that failed (a silent fault never makes one fail)
-  int received = 0;     // packets or messages that reached the receiver
+  // TCP only: sends refused for a full send buffer (EAGAIN). Under a partition no ACK comes back, so
+  // the buffer may fill, as it does for any peer that has gone silent; that is not an error.
+  int blocked = 0;
+  int received = 0;  // packets or messages that reached the receiver
 };
 
 // `count` UDP datagrams, paced so that nothing but the fault can drop them.
