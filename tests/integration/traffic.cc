@@ -330,7 +330,7 @@ Delivery SendTcp(const Endpoint& from, const Endpoint& to, int count,
     ssize_t n = send(fd, message, sizeof(message), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n == static_cast<ssize_t>(sizeof(message))) {
       delivery.sent++;
-    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    } else if (n >= 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
       delivery.blocked++;
     } else {
       delivery.send_errors++;

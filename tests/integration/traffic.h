@@ -16,8 +16,9 @@ struct Endpoint {
 struct Delivery {
   int sent = 0;         // send calls that succeeded
   int send_errors = 0;  // send calls that failed (a silent fault never makes one fail)
-  // TCP only: sends refused for a full send buffer (EAGAIN). Under a partition no ACK comes back, so
-  // the buffer may fill, as it does for any peer that has gone silent; that is not an error.
+  // TCP only: sends cut short (part of the message taken) or refused (EAGAIN) for a full send
+  // buffer. Under a partition no ACK comes back, so the buffer may fill, as it does for any peer that
+  // has gone silent; that is not an error.
   int blocked = 0;
   int received = 0;  // packets or messages that reached the receiver
 };
