@@ -332,6 +332,12 @@ std::vector<MatchCase> MatchCases(const Addresses& a) {
     const Packet hop_by_hop{.src = a.local, .dst = a.peer, .ipv6_options = {IPPROTO_HOPOPTS}};
     add("hop_by_hop_then_tcp_port_listed", {.ports = {{80, 80}}}, hop_by_hop, kOut, kStolen);
     add("hop_by_hop_then_tcp_port_unlisted", {.ports = {{443, 443}}}, hop_by_hop, kOut, kPass);
+    // Past the first kilobyte of the frame the program reads through bpf_skb_load_bytes, as it does
+    // a header outside the packet's linear part: 14 + 40 + 8 * 131 bytes before the ports here.
+    const Packet long_hop_by_hop{
+        .src = a.local, .dst = a.peer, .ipv6_options = {IPPROTO_HOPOPTS}, .hop_by_hop_units = 130};
+    add("long_hop_by_hop_then_tcp_port_listed", {.ports = {{80, 80}}}, long_hop_by_hop, kOut, kStolen);
+    add("long_hop_by_hop_then_tcp_port_unlisted", {.ports = {{443, 443}}}, long_hop_by_hop, kOut, kPass);
     add("hop_by_hop_then_tcp_protocol", {.protocols = FL_PROTO_TCP}, hop_by_hop, kOut, kStolen);
     add("hop_by_hop_then_tcp_other_protocol", {.protocols = FL_PROTO_OTHER}, hop_by_hop, kOut, kPass);
     add("hop_by_hop_and_destination_options_then_udp", {.ports = {{53, 53}}},

@@ -146,8 +146,9 @@ std::vector<uint8_t> Frame(const Packet& packet) {
       extensions.U8(next).U8(0).U16(static_cast<uint16_t>(fragment << 3 | (packet.more_fragments ? 1 : 0)));
       extensions.U32(0x42);  // identification
     } else if (chain[i] == IPPROTO_HOPOPTS) {
-      // 16 bytes (length field 1, in 8-byte units after the first 8), so the parser must scale it.
-      extensions.U8(next).U8(1).U8(1).U8(12).Zeros(12);  // PadN option filling the rest
+      // The length field counts 8-byte units after the first 8, so the parser must scale it.
+      const uint8_t units = packet.hop_by_hop_units;
+      extensions.U8(next).U8(units).Zeros(8 + 8 * size_t{units} - 2);  // Pad1 options filling the rest
     } else {
       extensions.U8(next).U8(0).U8(1).U8(4).Zeros(4);  // 8 bytes: PadN filling the rest
     }

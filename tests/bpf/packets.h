@@ -26,6 +26,7 @@ struct Packet {
   bool more_fragments = false;
   uint8_t ipv4_option_words = 0;        // IPv4: 4-byte words of options (NOPs) after the fixed header
   std::vector<uint8_t> ipv6_options{};  // IPPROTO_HOPOPTS / IPPROTO_DSTOPTS headers before the transport
+  uint8_t hop_by_hop_units = 1;         // a hop-by-hop header's length field: 8 + 8 * this bytes
 };
 
 // Ethernet + IPv4/IPv6 (+ extension headers) + transport. Checksums stay 0: the programs read none.
