@@ -14,6 +14,7 @@
 #include <fstream>
 
 #include "faultline/api/cat.h"
+#include "kernel/proto_json.h"
 #include "kernel/qdisc.h"
 #include "kernel/tc.h"
 #include "kernel/worker_process.h"
@@ -47,24 +48,7 @@ absl::Status WriteAll(int fd, std::string_view data) {
   return absl::OkStatus();
 }
 
-std::string ToJsonLine(const journal::Line& line) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  std::string text;
-  (void)google::protobuf::util::MessageToJsonString(line, &text, options);
-  return text + "\n";
-}
-
-// Protobuf builds a message type's descriptors, and the type information its JSON printer works
-// from, the first time it prints one: about 2.5 ms of CPU that every agent's first inject paid
-// (bench/fan-out, the first experiment). Open pays it instead.
-void PrepareJsonPrinter() {
-  journal::Line line;
-  line.mutable_change()->mutable_clsact();
-  (void)ToJsonLine(line);
-  line.mutable_done();
-  (void)ToJsonLine(line);
-}
+std::string ToJsonLine(const journal::Line& line) { return ProtoJson(line) + "\n"; }
 
 // What undoing one change did ("removed", "restored ..."); NOT_FOUND: there was nothing to undo.
 absl::StatusOr<std::string> Undo(const journal::Change& change) {
@@ -144,7 +128,6 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& state_
   }
   journal->found_.assign(open.begin(), open.end());
   journal->first_own_id_ = journal->next_id_;
-  PrepareJsonPrinter();
   return journal;
 }
 
