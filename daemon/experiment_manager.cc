@@ -358,6 +358,9 @@ ExperimentStatus ExperimentManager::Snapshot(const Record& record) const {
 }
 
 ExperimentManager::Faults ExperimentManager::BeginRevert(Record& record, const std::string& reason) {
+  // The faults leave the wire first: the bookkeeping and the removal of their kernel objects after
+  // this take longer than the stores that disarm them (bench/inject-latency, revert).
+  for (auto& fault : record.faults) fault->Disarm();
   // Keep the last counters and objects, so Get after the revert still shows what the fault did.
   *record.status.mutable_faults() = Snapshot(record).faults();
   record.placed.clear();

@@ -26,6 +26,8 @@ class ActiveDrop : public ActiveFault {
     return absl::OkStatus();
   }
 
+  void Disarm() override { program_->Disarm(); }
+
   std::vector<std::string> KernelObjects() const override {
     std::vector<std::string> objects;
     if (hook_->created())

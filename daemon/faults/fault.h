@@ -15,6 +15,10 @@ namespace faultline::faults {
 class ActiveFault {
  public:
   virtual ~ActiveFault() = default;
+  // Ends the fault's effect on traffic at once, where one store can (its programs match nothing from
+  // then on), before the slower removal of its kernel objects: a revert's first step. The default
+  // does nothing: the destructor ends the fault.
+  virtual void Disarm() {}
   // The kernel objects that carry the fault, in words an operator can find with tc or bpftool.
   virtual std::vector<std::string> KernelObjects() const = 0;
   // Live counters, when the fault has them.

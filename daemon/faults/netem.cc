@@ -155,6 +155,12 @@ class ActiveShaping : public ActiveFault {
     std::unique_ptr<kernel::TcFilter> filter;  // destroyed first: no packet reaches a class being removed
   };
 
+  // New packets go to the device's default (unshaped) class; those already queued in the fault's
+  // class still leave at its pace.
+  void Disarm() override {
+    for (Side& side : sides) side.program->Disarm();
+  }
+
   std::vector<std::string> KernelObjects() const override {
     std::vector<std::string> objects;
     for (const Side& side : sides) {

@@ -82,6 +82,8 @@ ClassifyProgram::~ClassifyProgram() { classify::destroy(skeleton_); }
 
 int ClassifyProgram::fd() const { return bpf_program__fd(program_); }
 
+void ClassifyProgram::Disarm() { kernel::Disarm(skeleton_->bss->config); }
+
 ClassifyStats ClassifyProgram::ReadStats() const {
   return {.matched = ReadStat(TargetMapsOf(*skeleton_), FL_STAT_MATCHED)};
 }

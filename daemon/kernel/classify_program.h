@@ -48,6 +48,8 @@ class ClassifyProgram {
 
   int fd() const;
   ClassifyStats ReadStats() const;
+  // Matches nothing from now on (kernel::Disarm), attached or not.
+  void Disarm();
 
  private:
   ClassifyProgram(classify* skeleton, bpf_program* program) : skeleton_(skeleton), program_(program) {}

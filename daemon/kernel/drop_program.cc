@@ -60,6 +60,8 @@ int DropProgram::egress_fd() const { return bpf_program__fd(skeleton_->progs.fl_
 
 int DropProgram::ingress_fd() const { return bpf_program__fd(skeleton_->progs.fl_drop_ingress); }
 
+void DropProgram::Disarm() { kernel::Disarm(skeleton_->bss->config); }
+
 DropStats DropProgram::ReadStats() const {
   const TargetMaps maps = TargetMapsOf(*skeleton_);
   return {.matched = ReadStat(maps, FL_STAT_MATCHED), .dropped = ReadStat(maps, FL_STAT_DROPPED)};

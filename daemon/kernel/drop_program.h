@@ -35,6 +35,8 @@ class DropProgram {
   int egress_fd() const;
   int ingress_fd() const;
   DropStats ReadStats() const;
+  // Both entry points match nothing from now on (kernel::Disarm), attached or not.
+  void Disarm();
 
  private:
   explicit DropProgram(drop* skeleton) : skeleton_(skeleton) {}

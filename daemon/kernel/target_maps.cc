@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
 #include <cstring>
 #include <ctime>
@@ -204,6 +205,11 @@ absl::Status ConfigureTarget(const char* program, const TargetSpec& spec, const 
       (spec.peers.empty() ? FL_MATCH_ANY_PEER : 0) | (spec.ports.empty() ? 0 : FL_MATCH_PORTS) | *peer_flags;
   config.deadline_ns = spec.deadline_ns;
   return absl::OkStatus();
+}
+
+void Disarm(fl_target_config& config) {
+  // The program reads the field while this thread writes it: atomic, so the store is whole.
+  std::atomic_ref<__u64>(config.deadline_ns).store(0, std::memory_order_relaxed);
 }
 
 uint64_t ReadStat(const TargetMaps& maps, uint32_t stat) {

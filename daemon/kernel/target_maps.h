@@ -65,6 +65,10 @@ absl::Status ShareGuard(const char* program, const TargetMaps& maps);
 absl::Status ConfigureTarget(const char* program, const TargetSpec& spec, const TargetMaps& maps,
                              fl_target_config& config);
 
+// Sets `config`'s deadline (the mmapped .bss) to 0: from the next packet on, the program matches
+// nothing, while it stays attached. One store, which a revert makes before anything else.
+void Disarm(fl_target_config& config);
+
 // A counter of the stats map (FL_STAT_*), summed over CPUs; 0 when it cannot be read.
 uint64_t ReadStat(const TargetMaps& maps, uint32_t stat);
 

@@ -268,6 +268,18 @@ TEST_F(ClassifyProgramTest, DeadlineEndsLoadedFault) {
   EXPECT_EQ(Run(**redirect, frame), Passed(Role::kRedirect));
 }
 
+// A revert's first step: new packets go unshaped with the next one, long before the deadline.
+TEST_F(ClassifyProgramTest, DisarmEndsFaultAtOnce) {
+  const std::vector<uint8_t> frame = Frame({.src = kIpv4.peer, .dst = kIpv4.local});  // any peer matches
+  for (Role role : {Role::kClassifier, Role::kRedirect}) {
+    ASSERT_NO_FATAL_FAILURE(Load(role, HourLong({})));
+    EXPECT_EQ(Run(frame), Matched(role));
+    program_->Disarm();
+    EXPECT_EQ(Run(frame), Passed(role));
+    EXPECT_EQ(program_->ReadStats().matched, 1u);
+  }
+}
+
 // ---- Counters and instances. ----
 
 TEST_F(ClassifyProgramTest, StatsCountMatches) {

@@ -434,6 +434,19 @@ TEST_F(DropProgramTest, DeadlineEndsLoadedFault) {
   EXPECT_EQ(Run(Hook::kEgress, frame), kPass);
 }
 
+// A revert's first step: the fault ends with the next packet, long before its deadline.
+TEST_F(DropProgramTest, DisarmEndsFaultAtOnce) {
+  ASSERT_NO_FATAL_FAILURE(Load(Spec({.peers = {kIpv4.peer, kIpv6.peer}})));
+  const std::vector<uint8_t> out = Frame({.src = kIpv4.local, .dst = kIpv4.peer});
+  const std::vector<uint8_t> in = Frame({.src = kIpv6.peer, .dst = kIpv6.local});
+  EXPECT_EQ(Run(Hook::kEgress, out), kStolen);
+  EXPECT_EQ(Run(Hook::kIngress, in), kShot);
+  program_->Disarm();
+  EXPECT_EQ(Run(Hook::kEgress, out), kPass);
+  EXPECT_EQ(Run(Hook::kIngress, in), kPass);
+  EXPECT_EQ(program_->ReadStats().matched, 2u);
+}
+
 // ---- Loss: each matching packet is dropped with probability drop_percent. ----
 
 // Within 4 standard deviations of the binomial mean. 3 (a correct program outside it 0.3% of the time)
