@@ -299,7 +299,7 @@ class Bench {
     std::vector<Row> rows = Rows(netem_missing);
     csv_.open(options_.out + "/inject-latency.csv", std::ios::trunc);
     csv_ << "fault,tool,run,inject_ms,revert_ms,revert_send_ms,inject_call_ms,revert_call_ms,error\n";
-    MeasureFloor();
+    MeasureFloors();
     for (Row& row : rows) Measure(row);
     csv_.close();
     WriteSummary();
@@ -449,17 +449,38 @@ class Bench {
     return rows;
   }
 
-  // What every script pays before its first command: `ip netns exec` and a shell. Reported apart, so
-  // that a reader can tell the commands' own cost from it.
-  void MeasureFloor() {
+  // What every script pays before its first command (`ip netns exec` and a shell), and what every call
+  // to the agent pays (a gRPC round trip on its unix socket: a Get of an experiment it does not know),
+  // under the stream the rows run with. Reported apart, so that a reader can tell the tools' own work
+  // from them.
+  void MeasureFloors() {
     std::string path = options_.work + "/floor.sh";
     WriteFile(path, "true\n");
-    std::vector<double> ms;
-    for (int i = 0; i < options_.runs; i++) {
-      ms.push_back(RunScriptInNetns(options_.host_netns, path, milliseconds(options_.cap_ms)).ms);
+    UdpStream stream(NetnsPath(options_.host_netns), NetnsPath(options_.peer_netns), options_.host_address,
+                     options_.peer_address, 30 + options_.runs / 10);
+    std::string error;
+    if (!stream.Start(&error)) std::cout << "floors measured without the stream: " << error << "\n";
+    std::vector<double> script, call;
+    for (int i = 0; i < options_.runs && !stream.exhausted(); i++) {
+      std::this_thread::sleep_for(milliseconds(20));
+      script.push_back(RunScriptInNetns(options_.host_netns, path, milliseconds(options_.cap_ms)).ms);
+      std::this_thread::sleep_for(milliseconds(20));
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + milliseconds(options_.cap_ms));
+      v1::GetRequest request;
+      request.set_id("floor-no-such-experiment");
+      v1::ExperimentStatus status;
+      const int64_t before = NowNs();
+      (void)stub_->Get(&context, request, &status);  // NOT_FOUND, after the whole round trip
+      call.push_back(static_cast<double>(NowNs() - before) / 1e6);
     }
-    floor_p50_ = Percentile(ms, 50);
-    floor_p99_ = Percentile(ms, 99);
+    stream.Stop();
+    std::ofstream csv(options_.out + "/inject-latency-floors.csv", std::ios::trunc);
+    csv << "floor,run,ms\n";
+    for (size_t i = 0; i < script.size(); i++) csv << "empty script," << i << "," << script[i] << "\n";
+    for (size_t i = 0; i < call.size(); i++) csv << "empty call," << i << "," << call[i] << "\n";
+    script_floor_ = {Percentile(script, 50), Percentile(script, 99)};
+    call_floor_ = {Percentile(call, 50), Percentile(call, 99)};
   }
 
   void Measure(Row& row) {
@@ -565,8 +586,10 @@ class Bench {
           "lost (or, for bandwidth, arrives over 2 ms late; delay: over 25 ms), the next two too.\n"
        << "- **revert**: from just before the revert call to the arrival of the first datagram sent "
           "after it that gets through unaffected, the next two too.\n"
-       << "- Every script pays `ip netns exec` and `sh` before its first command: " << Ms(floor_p50_)
-       << " ms p50, " << Ms(floor_p99_) << " ms p99 here (an empty script).\n\n"
+       << "- Every script pays `ip netns exec` and `sh` before its first command: " << Ms(script_floor_.p50)
+       << " ms p50, " << Ms(script_floor_.p99) << " ms p99 here (an empty script). Every call to the agent "
+       << "pays a gRPC round trip: " << Ms(call_floor_.p50) << " ms p50, " << Ms(call_floor_.p99)
+       << " ms p99 (a Get of an experiment it does not know). Both under the same stream.\n\n"
        << "| fault | tool | runs | inject p50 | inject p99 | revert p50 | revert p99 | failed |\n"
        << "|---|---|---:|---:|---:|---:|---:|---:|\n";
     for (const Summary& s : summaries_) {
@@ -603,7 +626,8 @@ class Bench {
     md << "\n## The scripts\n\nEach run as `ip netns exec NS sh FILE` (FILE starts with `set -e`):\n\n"
        << scripts_;
     md << "\nRaw: inject-latency.csv (one row per run; revert_send_ms is the send time of that first "
-          "datagram, the call columns are when the call returned).\n";
+          "datagram, the call columns are when the call returned); inject-latency-floors.csv (the empty "
+          "script's and the empty call's times).\n";
     WriteFile(options_.out + "/inject-latency.md", md.str());
     std::cout << "\n" << md.str();
   }
@@ -614,7 +638,10 @@ class Bench {
   std::string load_before_;
   std::ofstream csv_;
   std::vector<Summary> summaries_;
-  double floor_p50_ = 0, floor_p99_ = 0;
+  struct Floor {
+    double p50 = 0, p99 = 0;
+  };
+  Floor script_floor_, call_floor_;
   std::string scripts_;  // Markdown: what each baseline ran
   int counter_ = 0;
 };
