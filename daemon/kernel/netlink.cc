@@ -141,6 +141,8 @@ RouteSocket::~RouteSocket() {
   if (sock_ != nullptr) nl_socket_free(sock_);
 }
 
+int RouteSocket::fd() const { return nl_socket_get_fd(sock_); }
+
 absl::StatusOr<NetlinkAnswer> RouteSocket::Request(NetlinkMessage msg) {
   answer_.reset();
   if (int err = nl_send_auto(sock_, msg.get()); err < 0) {

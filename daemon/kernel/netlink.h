@@ -48,6 +48,9 @@ class RouteSocket {
   RouteSocket(const RouteSocket&) = delete;
   RouteSocket& operator=(const RouteSocket&) = delete;
 
+  // The socket's descriptor, for ioctls that ask about its namespace's devices.
+  int fd() const;
+
   // Sends one request and waits for the kernel's acknowledgement. An error status only when libnl
   // failed before the kernel answered; the kernel's refusals are in the answer.
   absl::StatusOr<NetlinkAnswer> Request(NetlinkMessage msg);

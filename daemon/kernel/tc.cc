@@ -49,15 +49,45 @@ bpf_tc_attach_point AttachPoint(Hook direction) {
   return direction == Hook::kEgress ? BPF_TC_EGRESS : BPF_TC_INGRESS;
 }
 
-// Whether frames on the interface start with an Ethernet header (tun, wireguard and ipip do not).
-bool HasEthernetHeader(const std::string& interface) {
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
+struct Link {
+  int ifindex = 0;
+  bool ethernet = false;  // frames start with an Ethernet header (tun, wireguard and ipip's do not)
+};
+
+// The device named `interface` in `socket`'s namespace (two ioctls on it, which any socket answers for
+// its namespace); NOT_FOUND when there is none.
+absl::StatusOr<Link> FindLink(RouteSocket& socket, const std::string& interface) {
   ifreq request{};
   std::strncpy(request.ifr_name, interface.c_str(), IFNAMSIZ - 1);
-  bool ethernet = ioctl(fd, SIOCGIFHWADDR, &request) == 0 && request.ifr_hwaddr.sa_family == ARPHRD_ETHER;
-  close(fd);
-  return ethernet;
+  if (ioctl(socket.fd(), SIOCGIFINDEX, &request) != 0) {
+    if (errno == ENODEV) return absl::NotFoundError("no such device");
+    return absl::UnavailableError(Cat("cannot look the device up: ", std::strerror(errno)));
+  }
+  Link found{.ifindex = request.ifr_ifindex};
+  found.ethernet =
+      ioctl(socket.fd(), SIOCGIFHWADDR, &request) == 0 && request.ifr_hwaddr.sa_family == ARPHRD_ETHER;
+  return found;
+}
+
+// Adds a clsact qdisc to the device, on `socket` (in its namespace): the kernel's errno, EEXIST when
+// the device has one already.
+absl::StatusOr<int> AddClsact(RouteSocket& socket, int ifindex) {
+  NetlinkMessage msg(nlmsg_alloc());
+  tcmsg header{};
+  header.tcm_family = AF_UNSPEC;
+  header.tcm_ifindex = ifindex;
+  header.tcm_handle = TC_H_MAKE(TC_H_CLSACT, 0);
+  header.tcm_parent = TC_H_CLSACT;
+  if (msg == nullptr ||
+      nlmsg_put(msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, RTM_NEWQDISC, 0, NLM_F_CREATE | NLM_F_EXCL) ==
+          nullptr ||
+      nlmsg_append(msg.get(), &header, sizeof(header), NLMSG_ALIGNTO) < 0 ||
+      nla_put_string(msg.get(), TCA_KIND, "clsact") < 0) {
+    return absl::InternalError("clsact qdisc: cannot build the netlink request");
+  }
+  auto answer = socket.Request(std::move(msg));
+  if (!answer.ok()) return answer.status();
+  return answer->error;
 }
 
 // Filters on either clsact hook of an interface, whoever attached them; -1 when they cannot be listed.
@@ -100,15 +130,13 @@ absl::StatusOr<std::vector<DumpedTc>> HookFilters(int ifindex, Hook direction) {
   return DumpTc(**socket, RTM_GETTFILTER, ifindex, ClsactParent(direction));
 }
 
-// Whether the device has a clsact (or ingress) qdisc, in the calling thread's namespace. One get of
+// Whether the device has a clsact (or ingress) qdisc, asked on `socket` (in its namespace). One get of
 // the device's ingress slot, not a dump: tc_dump_qdisc walks every device of the namespace, hundreds
 // in a node's root namespace.
-absl::StatusOr<bool> HasClsact(int ifindex) {
-  auto socket = RouteSocket::Open();
-  if (!socket.ok()) return socket.status();
+absl::StatusOr<bool> HasClsact(RouteSocket& socket, int ifindex) {
   // ENOENT (nullopt) when the device never had an ingress slot; once a clsact or ingress qdisc was
   // deleted, the slot holds the kernel's built-in noop qdisc, which it acknowledges but does not report.
-  auto qdisc = GetTc(**socket, RTM_GETQDISC, ifindex, TC_H_CLSACT);
+  auto qdisc = GetTc(socket, RTM_GETQDISC, ifindex, TC_H_CLSACT);
   if (!qdisc.ok()) return qdisc.status();
   return qdisc->has_value();
 }
@@ -131,7 +159,9 @@ std::string BpfName(const DumpedTc& filter) {
 // "removed", or NOT_FOUND when it is gone or carries filters someone else attached (an operator, a
 // CNI), which are left to them.
 absl::StatusOr<std::string> RemoveClsact(int ifindex, const std::string& interface) {
-  auto exists = HasClsact(ifindex);
+  auto socket = RouteSocket::Open();
+  if (!socket.ok()) return socket.status();
+  auto exists = HasClsact(**socket, ifindex);
   if (!exists.ok()) return exists.status();
   if (!*exists) return absl::NotFoundError("the clsact qdisc is gone");
   if (int others = CountClsactFilters(ifindex); others != 0) {
@@ -180,16 +210,22 @@ absl::StatusOr<std::shared_ptr<ClsactHook>> ClsactHook::Acquire(std::shared_ptr<
                                                                 const std::string& interface) {
   auto scope = NetnsScope::Enter(*netns);
   if (!scope.ok()) return scope.status();
-  int ifindex = static_cast<int>(if_nametoindex(interface.c_str()));
-  if (ifindex == 0) {
+  // One socket, in the namespace, for every question and the change: opening one costs an inject
+  // more than the question it asks (bench/inject-latency).
+  std::string where = Cat("interface ", interface, " in ", netns->Describe());
+  auto socket = RouteSocket::Open();
+  if (!socket.ok()) return absl::Status(socket.status().code(), Cat(where, ": ", socket.status().message()));
+  auto link = FindLink(**socket, interface);
+  if (absl::IsNotFound(link.status())) {
     return absl::NotFoundError(Cat("interface ", interface, ": no such device in ", netns->Describe()));
   }
+  if (!link.ok()) return absl::Status(link.status().code(), Cat(where, ": ", link.status().message()));
+  const int ifindex = link->ifindex;
   std::lock_guard lock(hooks_mutex);
   HookKey key{netns->device(), netns->inode(), ifindex};
   if (auto existing = hooks[key].lock()) return existing;
 
-  std::string where = Cat("interface ", interface, " in ", netns->Describe());
-  auto exists = HasClsact(ifindex);
+  auto exists = HasClsact(**socket, ifindex);
   if (!exists.ok()) return absl::Status(exists.status().code(), Cat(where, ": ", exists.status().message()));
   JournalEntry entry;
   if (!*exists) {
@@ -200,15 +236,15 @@ absl::StatusOr<std::shared_ptr<ClsactHook>> ClsactHook::Acquire(std::shared_ptr<
     if (!recorded.ok()) return recorded.status();
     entry = *std::move(recorded);
   }
-  bpf_tc_hook hook = MakeHook(ifindex, BPF_TC_INGRESS);
-  int err = bpf_tc_hook_create(&hook);
-  if (err != 0 && err != -EEXIST) {
+  auto err = AddClsact(**socket, ifindex);
+  if (!err.ok() || (*err != 0 && *err != EEXIST)) {
     entry.Done();
-    return absl::FailedPreconditionError(Cat(where, ": cannot add a clsact qdisc: ", std::strerror(-err)));
+    const std::string why = err.ok() ? std::strerror(*err) : std::string(err.status().message());
+    return absl::FailedPreconditionError(Cat(where, ": cannot add a clsact qdisc: ", why));
   }
-  bool created = err == 0;
+  bool created = *err == 0;
   if (!created) entry.Done();  // there after all: adopted, not made
-  bool ethernet = HasEthernetHeader(interface);
+  bool ethernet = link->ethernet;
   log::Info("kernel.clsact")
       .With("interface", interface)
       .With("netns", netns->Describe())
