@@ -44,36 +44,37 @@ void AppendNumber(Number value, std::string& out) {
 // One value of `field`: element `index` of a repeated field, or the singular value when index is -1.
 void AppendValue(const Message& message, const FieldDescriptor* field, int index, std::string& out) {
   const Reflection* r = message.GetReflection();
-  const bool one = index < 0;
+  // The value through the singular getter or the repeated one: Reflection has a pair per type.
+  auto value = [&](auto singular, auto repeated) {
+    return index < 0 ? (r->*singular)(message, field) : (r->*repeated)(message, field, index);
+  };
   switch (field->cpp_type()) {
     case FieldDescriptor::CPPTYPE_INT32:
-      AppendNumber(one ? r->GetInt32(message, field) : r->GetRepeatedInt32(message, field, index), out);
+      AppendNumber(value(&Reflection::GetInt32, &Reflection::GetRepeatedInt32), out);
       break;
     case FieldDescriptor::CPPTYPE_UINT32:
-      AppendNumber(one ? r->GetUInt32(message, field) : r->GetRepeatedUInt32(message, field, index), out);
+      AppendNumber(value(&Reflection::GetUInt32, &Reflection::GetRepeatedUInt32), out);
       break;
     case FieldDescriptor::CPPTYPE_INT64:
-      AppendNumber(one ? r->GetInt64(message, field) : r->GetRepeatedInt64(message, field, index), out);
+      AppendNumber(value(&Reflection::GetInt64, &Reflection::GetRepeatedInt64), out);
       break;
     case FieldDescriptor::CPPTYPE_UINT64:
-      AppendNumber(one ? r->GetUInt64(message, field) : r->GetRepeatedUInt64(message, field, index), out);
+      AppendNumber(value(&Reflection::GetUInt64, &Reflection::GetRepeatedUInt64), out);
       break;
     case FieldDescriptor::CPPTYPE_DOUBLE:
-      AppendNumber(one ? r->GetDouble(message, field) : r->GetRepeatedDouble(message, field, index), out);
+      AppendNumber(value(&Reflection::GetDouble, &Reflection::GetRepeatedDouble), out);
       break;
     case FieldDescriptor::CPPTYPE_FLOAT:
-      AppendNumber(one ? r->GetFloat(message, field) : r->GetRepeatedFloat(message, field, index), out);
+      AppendNumber(value(&Reflection::GetFloat, &Reflection::GetRepeatedFloat), out);
       break;
     case FieldDescriptor::CPPTYPE_BOOL:
-      out +=
-          (one ? r->GetBool(message, field) : r->GetRepeatedBool(message, field, index)) ? "true" : "false";
+      out += value(&Reflection::GetBool, &Reflection::GetRepeatedBool) ? "true" : "false";
       break;
     case FieldDescriptor::CPPTYPE_ENUM: {
-      const int number =
-          one ? r->GetEnumValue(message, field) : r->GetRepeatedEnumValue(message, field, index);
-      const auto* value = field->enum_type()->FindValueByNumber(number);
-      if (value != nullptr) {
-        out += log::JsonQuote(value->name());
+      const int number = value(&Reflection::GetEnumValue, &Reflection::GetRepeatedEnumValue);
+      const auto* named = field->enum_type()->FindValueByNumber(number);
+      if (named != nullptr) {
+        out += log::JsonQuote(named->name());
       } else {
         AppendNumber(number, out);
       }
@@ -81,14 +82,15 @@ void AppendValue(const Message& message, const FieldDescriptor* field, int index
     }
     case FieldDescriptor::CPPTYPE_STRING: {
       std::string scratch;
-      const std::string& text = one ? r->GetStringReference(message, field, &scratch)
-                                    : r->GetRepeatedStringReference(message, field, index, &scratch);
+      const std::string& text = index < 0 ? r->GetStringReference(message, field, &scratch)
+                                          : r->GetRepeatedStringReference(message, field, index, &scratch);
       out += field->type() == FieldDescriptor::TYPE_BYTES ? "\"" + absl::Base64Escape(text) + "\""
                                                           : log::JsonQuote(text);
       break;
     }
     case FieldDescriptor::CPPTYPE_MESSAGE:
-      AppendMessage(one ? r->GetMessage(message, field) : r->GetRepeatedMessage(message, field, index), out);
+      AppendMessage(index < 0 ? r->GetMessage(message, field) : r->GetRepeatedMessage(message, field, index),
+                    out);
       break;
   }
 }
