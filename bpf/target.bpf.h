@@ -107,7 +107,9 @@ struct packet {
 /* Copies the `len` bytes at `off` of the frame into `to`: straight from the packet when they are in
  * its linear part, as a device's headers nearly always are, and through bpf_skb_load_bytes, which
  * reads paged data too, when they are not. The helper call costs a packet more than the rest of the
- * parsing together (bench/datapath-cost). `len` is a constant at every call. */
+ * parsing together (bench/datapath-cost). `len` is a constant at every call. Used for the IP headers
+ * and the ports, which every packet has; IPv6 extension headers, rare, go through the helper alone:
+ * each inlined copy grows the program, and the agent (libbpf) holds every fault's instructions. */
 static __always_inline int load(struct __sk_buff *skb, __u32 off, void *to, const __u32 len) {
   void *data = (void *)(long)skb->data;
   void *data_end = (void *)(long)skb->data_end;
@@ -155,12 +157,12 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct p
   for (int i = 0; i < MAX_IPV6_EXT_HEADERS; i++) {
     if (next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING || next == IPPROTO_DSTOPTS) {
       __u8 ext[2];
-      if (load(skb, off, ext, sizeof(ext)) < 0) return -1;
+      if (bpf_skb_load_bytes(skb, off, ext, sizeof(ext)) < 0) return -1;
       next = ext[0];
       off += (ext[1] + 1) * 8;
     } else if (next == IPPROTO_FRAGMENT) {
       __u8 frag[4];
-      if (load(skb, off, frag, sizeof(frag)) < 0) return -1;
+      if (bpf_skb_load_bytes(skb, off, frag, sizeof(frag)) < 0) return -1;
       next = frag[0];
       off += 8;
       /* Not the first fragment: no transport header follows. */
@@ -175,7 +177,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct p
   p->l4proto = next;
   if (next == IPPROTO_ICMPV6) {
     __u8 type;
-    if (load(skb, off, &type, 1) < 0) return -1;
+    if (bpf_skb_load_bytes(skb, off, &type, 1) < 0) return -1;
     /* Router/neighbour solicitation and advertisement, redirect: IPv6's ARP, never faulted. */
     p->is_ndp = type >= 133 && type <= 137;
     return 0;
