@@ -225,6 +225,22 @@ int RouteSocket::OnAck(nl_msg* msg, void* arg) {
   return NL_STOP;
 }
 
+NetlinkMessage TcMessage(int type, int flags, int ifindex, uint32_t parent, uint32_t handle,
+                         std::string_view kind, size_t payload) {
+  NetlinkMessage msg(nlmsg_alloc_size(NLMSG_SPACE(sizeof(tcmsg)) + payload));
+  if (msg == nullptr || nlmsg_put(msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, type, 0, flags) == nullptr) {
+    return nullptr;
+  }
+  tcmsg header{};
+  header.tcm_family = AF_UNSPEC;
+  header.tcm_ifindex = ifindex;
+  header.tcm_parent = parent;
+  header.tcm_handle = handle;
+  if (nlmsg_append(msg.get(), &header, sizeof(header), NLMSG_ALIGNTO) < 0) return nullptr;
+  if (!kind.empty() && nla_put_string(msg.get(), TCA_KIND, std::string(kind).c_str()) < 0) return nullptr;
+  return msg;
+}
+
 absl::StatusOr<std::vector<DumpedTc>> DumpTc(RouteSocket& socket, int type, int ifindex, uint32_t parent) {
   std::vector<DumpedTc> found;
   auto status = socket.Dump(type, TcRequest(ifindex, parent), [&](nlmsghdr* header) {

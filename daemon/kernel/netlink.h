@@ -83,6 +83,12 @@ class RouteSocket {
   std::optional<NetlinkAnswer> answer_;
 };
 
+// A tc request (`type` RTM_NEWQDISC, RTM_DELTCLASS, ...): struct tcmsg, then TCA_KIND when `kind` is not
+// empty, with room for `payload` bytes of attributes (the default fits netem's delay table); null
+// when it cannot be built.
+NetlinkMessage TcMessage(int type, int flags, int ifindex, uint32_t parent, uint32_t handle,
+                         std::string_view kind, size_t payload = 1024);
+
 // A qdisc, class or filter as the kernel dumped it.
 struct DumpedTc {
   int ifindex = 0;

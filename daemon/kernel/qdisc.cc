@@ -103,23 +103,6 @@ absl::Status Ask(RouteSocket& socket, NetlinkMessage msg, const std::string& whe
   return absl::OkStatus();
 }
 
-// A tc request: struct tcmsg, then TCA_KIND when `kind` is not empty. Sized for netem's delay table.
-NetlinkMessage TcMessage(int type, int flags, int ifindex, uint32_t parent, uint32_t handle,
-                         std::string_view kind, size_t payload = 1024) {
-  NetlinkMessage msg(nlmsg_alloc_size(NLMSG_SPACE(sizeof(tcmsg)) + payload));
-  if (msg == nullptr || nlmsg_put(msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, type, 0, flags) == nullptr) {
-    return nullptr;
-  }
-  tcmsg header{};
-  header.tcm_family = AF_UNSPEC;
-  header.tcm_ifindex = ifindex;
-  header.tcm_parent = parent;
-  header.tcm_handle = handle;
-  if (nlmsg_append(msg.get(), &header, sizeof(header), NLMSG_ALIGNTO) < 0) return nullptr;
-  if (!kind.empty() && nla_put_string(msg.get(), TCA_KIND, std::string(kind).c_str()) < 0) return nullptr;
-  return msg;
-}
-
 // TCA_OPTIONS as tc sends it, without NLA_F_NESTED: for netem (and prio, fifo) it is not a nest but a
 // struct, for netem followed by attributes (parse_attr in net/sched/sch_netem.c).
 nlattr* BeginOptions(nl_msg* msg) {

@@ -72,19 +72,9 @@ absl::StatusOr<Link> FindLink(RouteSocket& socket, const std::string& interface)
 // Adds a clsact qdisc to the device, on `socket` (in its namespace): the kernel's errno, EEXIST when
 // the device has one already.
 absl::StatusOr<int> AddClsact(RouteSocket& socket, int ifindex) {
-  NetlinkMessage msg(nlmsg_alloc());
-  tcmsg header{};
-  header.tcm_family = AF_UNSPEC;
-  header.tcm_ifindex = ifindex;
-  header.tcm_handle = TC_H_MAKE(TC_H_CLSACT, 0);
-  header.tcm_parent = TC_H_CLSACT;
-  if (msg == nullptr ||
-      nlmsg_put(msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, RTM_NEWQDISC, 0, NLM_F_CREATE | NLM_F_EXCL) ==
-          nullptr ||
-      nlmsg_append(msg.get(), &header, sizeof(header), NLMSG_ALIGNTO) < 0 ||
-      nla_put_string(msg.get(), TCA_KIND, "clsact") < 0) {
-    return absl::InternalError("clsact qdisc: cannot build the netlink request");
-  }
+  NetlinkMessage msg = TcMessage(RTM_NEWQDISC, NLM_F_CREATE | NLM_F_EXCL, ifindex, TC_H_CLSACT,
+                                 TC_H_MAKE(TC_H_CLSACT, 0), "clsact", 64);
+  if (msg == nullptr) return absl::InternalError("clsact qdisc: cannot build the netlink request");
   auto answer = socket.Request(std::move(msg));
   if (!answer.ok()) return answer.status();
   return answer->error;
