@@ -143,19 +143,9 @@ RouteSocket::~RouteSocket() {
 
 int RouteSocket::fd() const { return nl_socket_get_fd(sock_); }
 
-absl::StatusOr<NetlinkAnswer> RouteSocket::Request(NetlinkMessage msg) {
-  answer_.reset();
-  if (int err = nl_send_auto(sock_, msg.get()); err < 0) {
-    return absl::UnavailableError(Cat("cannot send to rtnetlink: ", nl_geterror(err)));
-  }
-  nl_cb* cb = Callbacks();
-  if (cb == nullptr) return absl::UnavailableError("libnl: out of memory");
-  nl_cb_set(cb, NL_CB_ACK, NL_CB_CUSTOM, &RouteSocket::OnAck, this);
-  int err = nl_recvmsgs(sock_, cb);
-  nl_cb_put(cb);
-  if (answer_.has_value()) return *answer_;
-  if (err < 0) return absl::UnavailableError(Cat("no answer from rtnetlink: ", nl_geterror(err)));
-  return absl::UnavailableError("rtnetlink did not acknowledge the request");
+absl::StatusOr<NetlinkAnswer> RouteSocket::Request(NetlinkMessage msg,
+                                                   const std::function<void(nlmsghdr*)>& each) {
+  return Transact(std::move(msg), /*dump=*/false, each);
 }
 
 absl::StatusOr<NetlinkAnswer> RouteSocket::RunLibnl(const std::function<int(nl_sock*)>& request) {
@@ -182,27 +172,38 @@ absl::StatusOr<NetlinkAnswer> RouteSocket::Get(int type, const tcmsg& request,
 
 absl::StatusOr<NetlinkAnswer> RouteSocket::Exchange(int type, int flags, const tcmsg& request,
                                                     const std::function<void(nlmsghdr*)>& each) {
-  answer_.reset();
+  NetlinkMessage msg(nlmsg_alloc_simple(type, flags));
   tcmsg header = request;
-  if (int err = nl_send_simple(sock_, type, flags, &header, sizeof(header)); err < 0) {
+  if (msg == nullptr || nlmsg_append(msg.get(), &header, sizeof(header), NLMSG_ALIGNTO) < 0) {
+    return absl::UnavailableError("libnl: out of memory");
+  }
+  return Transact(std::move(msg), flags == NLM_F_DUMP, each);
+}
+
+absl::StatusOr<NetlinkAnswer> RouteSocket::Transact(NetlinkMessage msg, bool dump,
+                                                    const std::function<void(nlmsghdr*)>& each) {
+  answer_.reset();
+  if (int err = nl_send_auto(sock_, msg.get()); err < 0) {
     return absl::UnavailableError(Cat("cannot send to rtnetlink: ", nl_geterror(err)));
   }
   nl_cb* cb = Callbacks();
   if (cb == nullptr) return absl::UnavailableError("libnl: out of memory");
-  auto on_valid = [](nl_msg* msg, void* arg) {
-    (*static_cast<const std::function<void(nlmsghdr*)>*>(arg))(nlmsg_hdr(msg));
-    return static_cast<int>(NL_OK);
-  };
-  nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, on_valid, const_cast<std::function<void(nlmsghdr*)>*>(&each));
+  if (each) {
+    auto on_valid = [](nl_msg* got, void* arg) {
+      (*static_cast<const std::function<void(nlmsghdr*)>*>(arg))(nlmsg_hdr(got));
+      return static_cast<int>(NL_OK);
+    };
+    nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, on_valid, const_cast<std::function<void(nlmsghdr*)>*>(&each));
+  }
   nl_cb_set(cb, NL_CB_ACK, NL_CB_CUSTOM, &RouteSocket::OnAck, this);
   int err = nl_recvmsgs(sock_, cb);
-  // A dump ends with NLMSG_DONE and no acknowledgement; a get's answer and the acknowledgement that
-  // libnl asks for come one after the other, so a second read takes the acknowledgement.
-  if (flags != NLM_F_DUMP && err >= 0 && !answer_.has_value()) err = nl_recvmsgs(sock_, cb);
+  // A dump ends with NLMSG_DONE and no acknowledgement. Otherwise the kernel sends what a get or an
+  // echo asks for and the acknowledgement one after the other, so a second read takes the latter.
+  if (!dump && err >= 0 && !answer_.has_value()) err = nl_recvmsgs(sock_, cb);
   nl_cb_put(cb);
   if (answer_.has_value()) return *answer_;
   if (err < 0) return absl::UnavailableError(Cat("no answer from rtnetlink: ", nl_geterror(err)));
-  if (flags != NLM_F_DUMP) return absl::UnavailableError("rtnetlink did not acknowledge the request");
+  if (!dump) return absl::UnavailableError("rtnetlink did not acknowledge the request");
   return NetlinkAnswer{};
 }
 

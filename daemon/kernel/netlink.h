@@ -51,9 +51,10 @@ class RouteSocket {
   // The socket's descriptor, for ioctls that ask about its namespace's devices.
   int fd() const;
 
-  // Sends one request and waits for the kernel's acknowledgement. An error status only when libnl
+  // Sends one request and waits for the kernel's acknowledgement, passing what the kernel sends
+  // before it (the object, to a request with NLM_F_ECHO) to `each`. An error status only when libnl
   // failed before the kernel answered; the kernel's refusals are in the answer.
-  absl::StatusOr<NetlinkAnswer> Request(NetlinkMessage msg);
+  absl::StatusOr<NetlinkAnswer> Request(NetlinkMessage msg, const std::function<void(nlmsghdr*)>& each = {});
 
   // Runs one libnl request that sends and waits itself (rtnl_qdisc_add, rtnl_link_add, ...). As with
   // Request, an error status only when libnl failed before the kernel answered; on success the
@@ -75,6 +76,8 @@ class RouteSocket {
 
   nl_cb* Callbacks();
   absl::StatusOr<NetlinkAnswer> Exchange(int type, int flags, const tcmsg& request,
+                                         const std::function<void(nlmsghdr*)>& each);
+  absl::StatusOr<NetlinkAnswer> Transact(NetlinkMessage msg, bool dump,
                                          const std::function<void(nlmsghdr*)>& each);
   static int OnError(sockaddr_nl* from, nlmsgerr* err, void* arg);
   static int OnAck(nl_msg* msg, void* arg);

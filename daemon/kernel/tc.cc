@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 #include <linux/if_ether.h>
 #include <linux/pkt_cls.h>
 #include <linux/tc_act/tc_mirred.h>
@@ -10,8 +9,6 @@
 #include <net/if_arp.h>
 #include <netlink/attr.h>
 #include <netlink/msg.h>
-#include <netlink/route/classifier.h>
-#include <netlink/route/tc.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -36,18 +33,6 @@ using api::Cat;
 using HookKey = std::tuple<dev_t, ino_t, int>;
 std::mutex hooks_mutex;
 std::map<HookKey, std::weak_ptr<ClsactHook>> hooks;
-
-bpf_tc_hook MakeHook(int ifindex, bpf_tc_attach_point point) {
-  bpf_tc_hook hook{};
-  hook.sz = sizeof(hook);
-  hook.ifindex = ifindex;
-  hook.attach_point = point;
-  return hook;
-}
-
-bpf_tc_attach_point AttachPoint(Hook direction) {
-  return direction == Hook::kEgress ? BPF_TC_EGRESS : BPF_TC_INGRESS;
-}
 
 struct Link {
   int ifindex = 0;
@@ -80,28 +65,8 @@ absl::StatusOr<int> AddClsact(RouteSocket& socket, int ifindex) {
   return answer->error;
 }
 
-// Filters on either clsact hook of an interface, whoever attached them; -1 when they cannot be listed.
-int CountClsactFilters(int ifindex) {
-  nl_sock* sock = nl_socket_alloc();
-  if (sock == nullptr || nl_connect(sock, NETLINK_ROUTE) != 0) {
-    nl_socket_free(sock);
-    return -1;
-  }
-  int count = 0;
-  for (uint32_t minor : {TC_H_MIN_INGRESS, TC_H_MIN_EGRESS}) {
-    nl_cache* cache = nullptr;
-    if (rtnl_cls_alloc_cache(sock, ifindex, TC_H_MAKE(TC_H_CLSACT, minor), &cache) != 0) {
-      count = -1;
-      break;
-    }
-    count += nl_cache_nitems(cache);
-    nl_cache_free(cache);
-  }
-  nl_socket_free(sock);
-  return count;
-}
-
-// What libbpf names the filters it attaches ("fl_redirect:[42]"), which `tc filter show` prints.
+// What the filters are named after their program ("fl_redirect:[42]", as libbpf and tc name theirs),
+// which `tc filter show` prints.
 std::string FilterName(int program_fd) {
   bpf_prog_info info{};
   uint32_t length = sizeof(info);
@@ -113,11 +78,46 @@ uint32_t ClsactParent(Hook direction) {
   return TC_H_MAKE(TC_H_CLSACT, direction == Hook::kEgress ? TC_H_MIN_EGRESS : TC_H_MIN_INGRESS);
 }
 
-// The filters on one clsact hook of the device, in the calling thread's namespace.
-absl::StatusOr<std::vector<DumpedTc>> HookFilters(int ifindex, Hook direction) {
-  auto socket = RouteSocket::Open();
-  if (!socket.ok()) return socket.status();
-  return DumpTc(**socket, RTM_GETTFILTER, ifindex, ClsactParent(direction));
+// Filters on either clsact hook of the device, whoever attached them, asked on `socket`.
+absl::StatusOr<size_t> CountClsactFilters(RouteSocket& socket, int ifindex) {
+  size_t count = 0;
+  for (Hook direction : {Hook::kIngress, Hook::kEgress}) {
+    auto filters = DumpTc(socket, RTM_GETTFILTER, ifindex, ClsactParent(direction));
+    if (!filters.ok()) return filters.status();
+    count += filters->size();
+  }
+  return count;
+}
+
+// What the kernel answers for a filter, qdisc or device that is no longer there.
+bool Gone(int error) { return error == ENOENT || error == ENODEV || error == EINVAL; }
+
+// A cls_bpf filter request (RTM_NEWTFILTER, RTM_DELTFILTER) on one clsact hook of the device, for every
+// protocol, at `priority` (0: the kernel picks one); null when it cannot be built.
+NetlinkMessage FilterMessage(int type, int flags, int ifindex, Hook direction, uint32_t handle,
+                             uint32_t priority) {
+  NetlinkMessage msg = TcMessage(type, flags, ifindex, ClsactParent(direction), handle, "bpf", 256);
+  if (msg != nullptr) {
+    static_cast<tcmsg*>(nlmsg_data(nlmsg_hdr(msg.get())))->tcm_info =
+        TC_H_MAKE(priority << 16, htons(ETH_P_ALL));
+  }
+  return msg;
+}
+
+// Deletes the cls_bpf filter at `handle` and `priority` on one clsact hook of the device, on `socket`
+// (in the device's namespace); NOT_FOUND when it, the clsact qdisc or the device is gone.
+absl::Status DeleteFilter(RouteSocket& socket, int ifindex, Hook direction, uint32_t handle,
+                          uint32_t priority) {
+  NetlinkMessage msg = FilterMessage(RTM_DELTFILTER, 0, ifindex, direction, handle, priority);
+  if (msg == nullptr) return absl::InternalError("cannot build the netlink request");
+  auto answer = socket.Request(std::move(msg));
+  if (!answer.ok()) return answer.status();
+  if (Gone(answer->error)) return absl::NotFoundError("the filter is gone");
+  if (answer->error != 0) {
+    return StatusFromErrno(answer->error, Cat("cannot delete the filter: ",
+                                              DescribeKernelError(answer->error, answer->message)));
+  }
+  return absl::OkStatus();
 }
 
 // Whether the device has a clsact (or ingress) qdisc, asked on `socket` (in its namespace). One get of
@@ -145,26 +145,32 @@ std::string BpfName(const DumpedTc& filter) {
   return std::string(chars, strnlen(chars, static_cast<size_t>(nla_len(attrs[TCA_BPF_NAME]))));
 }
 
-// Removes the clsact qdisc faultline created on the device, in the calling thread's namespace:
-// "removed", or NOT_FOUND when it is gone or carries filters someone else attached (an operator, a
-// CNI), which are left to them.
-absl::StatusOr<std::string> RemoveClsact(int ifindex, const std::string& interface) {
-  auto socket = RouteSocket::Open();
-  if (!socket.ok()) return socket.status();
-  auto exists = HasClsact(**socket, ifindex);
+// Removes the clsact qdisc faultline created on the device, on `socket` (in its namespace): "removed",
+// or NOT_FOUND when it is gone or carries filters someone else attached (an operator, a CNI), which
+// are left to them.
+absl::StatusOr<std::string> RemoveClsact(RouteSocket& socket, int ifindex, const std::string& interface) {
+  auto exists = HasClsact(socket, ifindex);
   if (!exists.ok()) return exists.status();
   if (!*exists) return absl::NotFoundError("the clsact qdisc is gone");
-  if (int others = CountClsactFilters(ifindex); others != 0) {
-    if (others < 0) return absl::UnavailableError("cannot list the filters on the clsact qdisc");
-    log::Info("kernel.clsact_kept").With("interface", interface).With("other_filters", others);
-    return absl::NotFoundError(Cat("kept: ", others, " filter(s) someone else attached are on it"));
+  auto others = CountClsactFilters(socket, ifindex);
+  if (!others.ok()) {
+    return absl::UnavailableError(
+        Cat("cannot list the filters on the clsact qdisc: ", others.status().message()));
   }
-  // Destroying with both attach points set deletes the clsact qdisc itself.
-  bpf_tc_hook hook = MakeHook(ifindex, static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
-  int err = bpf_tc_hook_destroy(&hook);
-  if (err == -ENOENT || err == -EINVAL || err == -ENODEV)
-    return absl::NotFoundError("the clsact qdisc is gone");
-  if (err != 0) return absl::InternalError(Cat("cannot delete the clsact qdisc: ", std::strerror(-err)));
+  if (*others != 0) {
+    log::Info("kernel.clsact_kept").With("interface", interface).With("other_filters", *others);
+    return absl::NotFoundError(Cat("kept: ", *others, " filter(s) someone else attached are on it"));
+  }
+  NetlinkMessage msg =
+      TcMessage(RTM_DELQDISC, 0, ifindex, TC_H_CLSACT, TC_H_MAKE(TC_H_CLSACT, 0), "clsact", 64);
+  if (msg == nullptr) return absl::InternalError("clsact qdisc: cannot build the netlink request");
+  auto answer = socket.Request(std::move(msg));
+  if (!answer.ok()) return answer.status();
+  if (Gone(answer->error)) return absl::NotFoundError("the clsact qdisc is gone");
+  if (answer->error != 0) {
+    return absl::InternalError(
+        Cat("cannot delete the clsact qdisc: ", DescribeKernelError(answer->error, answer->message)));
+  }
   return "removed";
 }
 
@@ -179,9 +185,9 @@ std::string DescribeFilter(const ClsactHook& hook, Hook direction, uint32_t prio
 
 // Journals a filter about to be attached (in the hook's namespace).
 absl::StatusOr<JournalEntry> RecordFilter(const ClsactHook& hook, Hook direction, uint32_t priority,
-                                          uint32_t handle, int program_fd, const std::string& redirect_to) {
+                                          uint32_t handle, const std::string& name,
+                                          const std::string& redirect_to) {
   journal::Change change;
-  std::string name = FilterName(program_fd);
   change.set_what(Cat(DescribeFilter(hook, direction, priority, handle, redirect_to), " running ", name));
   journal::Filter* filter = change.mutable_filter();
   *filter->mutable_device() = RecordDevice(hook.netns(), hook.interface(), hook.ifindex());
@@ -227,10 +233,15 @@ absl::StatusOr<std::shared_ptr<ClsactHook>> ClsactHook::Acquire(std::shared_ptr<
     entry = *std::move(recorded);
   }
   auto err = AddClsact(**socket, ifindex);
-  if (!err.ok() || (*err != 0 && *err != EEXIST)) {
+  if (!err.ok()) {
+    // The request may have been made with its answer lost: the entry stays open, and the next start's
+    // replay removes the clsact if it is there and carries no one else's filters.
+    return absl::Status(err.status().code(),
+                        Cat(where, ": cannot add a clsact qdisc: ", err.status().message()));
+  }
+  if (*err != 0 && *err != EEXIST) {
     entry.Done();
-    const std::string why = err.ok() ? std::strerror(*err) : std::string(err.status().message());
-    return absl::FailedPreconditionError(Cat(where, ": cannot add a clsact qdisc: ", why));
+    return absl::FailedPreconditionError(Cat(where, ": cannot add a clsact qdisc: ", std::strerror(*err)));
   }
   bool created = *err == 0;
   if (!created) entry.Done();  // there after all: adopted, not made
@@ -239,8 +250,8 @@ absl::StatusOr<std::shared_ptr<ClsactHook>> ClsactHook::Acquire(std::shared_ptr<
       .With("interface", interface)
       .With("netns", netns->Describe())
       .With("created", created);
-  auto shared =
-      std::shared_ptr<ClsactHook>(new ClsactHook(std::move(netns), interface, ifindex, created, ethernet));
+  auto shared = std::shared_ptr<ClsactHook>(
+      new ClsactHook(std::move(netns), interface, ifindex, created, ethernet, *std::move(socket)));
   if (created) shared->entry_ = std::move(entry);
   hooks[key] = shared;
   return shared;
@@ -252,14 +263,8 @@ ClsactHook::~ClsactHook() {
   auto it = hooks.find(HookKey{netns_->device(), netns_->inode(), ifindex_});
   if (it != hooks.end() && it->second.expired()) hooks.erase(it);
   if (!created_) return;
-  auto scope = NetnsScope::Enter(*netns_);
-  if (!scope.ok()) {
-    log::Error("kernel.clsact_remove_failed")
-        .With("interface", interface_)
-        .With("error", scope.status().ToString());
-    return;
-  }
-  auto removed = RemoveClsact(ifindex_, interface_);
+  // No lock on the socket: the hook's last owner is going, and no filter is left to use it.
+  auto removed = RemoveClsact(*socket_, ifindex_, interface_);
   if (removed.ok() || absl::IsNotFound(removed.status())) {
     entry_.Done();
   } else {
@@ -271,36 +276,48 @@ ClsactHook::~ClsactHook() {
 
 absl::StatusOr<std::unique_ptr<TcFilter>> TcFilter::Attach(std::shared_ptr<ClsactHook> hook, Hook direction,
                                                            int program_fd) {
-  auto scope = NetnsScope::Enter(hook->netns());
-  if (!scope.ok()) return scope.status();
   std::string where = Cat("interface ", hook->interface(), " in ", hook->netns().Describe(),
                           ": cannot attach a cls_bpf ", HookName(direction), " filter: ");
   constexpr uint32_t kHandle = 1;  // the filter is alone at its priority
+  const std::string name = FilterName(program_fd);
   // Priority 0: the kernel picks one under the RTNL lock (tc_new_tfilter, tcf_auto_prio), so two
   // processes attaching to one hook at once never pick the same. The journal line names the filter
   // by its handle and its program's name, which carries the program's id, instead of a priority no
-  // one knows yet.
-  auto entry = RecordFilter(*hook, direction, 0, kHandle, program_fd, "");
-  if (!entry.ok()) return entry.status();
-  bpf_tc_hook tc_hook = MakeHook(hook->ifindex(), AttachPoint(direction));
-  bpf_tc_opts opts{};
-  opts.sz = sizeof(opts);
-  opts.prog_fd = program_fd;
-  opts.handle = kHandle;
-  // libbpf sends NLM_F_ECHO and reads the priority the kernel gave back into opts.
-  if (int err = bpf_tc_attach(&tc_hook, &opts); err != 0) {
-    entry->Done();
-    return absl::FailedPreconditionError(Cat(
-        where, std::strerror(-err),
-        err == -EINVAL ? " (the kernel picks no priority for a new filter while one sits at exactly 32768)"
-                       : ""));
+  // one knows yet. NLM_F_ECHO: the kernel sends the new filter back, with the priority it gave.
+  NetlinkMessage msg = FilterMessage(RTM_NEWTFILTER, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO, hook->ifindex(),
+                                     direction, kHandle, 0);
+  nl_msg* m = msg.get();
+  nlattr* options = m == nullptr ? nullptr : nla_nest_start(m, TCA_OPTIONS);
+  // Direct action: the program's return value is the verdict.
+  if (options == nullptr || nla_put_u32(m, TCA_BPF_FD, static_cast<uint32_t>(program_fd)) < 0 ||
+      nla_put_string(m, TCA_BPF_NAME, name.c_str()) < 0 ||
+      nla_put_u32(m, TCA_BPF_FLAGS, TCA_BPF_FLAG_ACT_DIRECT) < 0 || nla_nest_end(m, options) < 0) {
+    return absl::InternalError(Cat(where, "cannot build the netlink request"));
   }
-  if (opts.priority == 0) {
-    // Without it the filter could not be removed by name and priority; the entry stays open, so the
-    // next agent's replay, which finds it by name, removes it.
+  auto entry = RecordFilter(*hook, direction, 0, kHandle, name, "");
+  if (!entry.ok()) return entry.status();
+  uint32_t priority = 0;
+  auto answer = hook->WithSocket([&](RouteSocket& socket) {
+    return socket.Request(std::move(msg), [&](nlmsghdr* reply) {
+      if (reply->nlmsg_type == RTM_NEWTFILTER && nlmsg_datalen(reply) >= static_cast<int>(sizeof(tcmsg)))
+        priority = TC_H_MAJ(static_cast<const tcmsg*>(nlmsg_data(reply))->tcm_info) >> 16;
+    });
+  });
+  // A lost answer, or no priority in it: the filter may be there and could not be removed by name and
+  // priority. The entry stays open, so the next agent's replay, which finds it by name, removes it.
+  if (!answer.ok()) return absl::Status(answer.status().code(), Cat(where, answer.status().message()));
+  if (answer->error != 0) {
+    entry->Done();
+    return absl::FailedPreconditionError(
+        Cat(where, DescribeKernelError(answer->error, answer->message),
+            answer->error == EINVAL
+                ? " (the kernel picks no priority for a new filter while one sits at exactly 32768)"
+                : ""));
+  }
+  if (priority == 0) {
     return absl::InternalError(Cat(where, "the kernel did not report the priority it gave the filter"));
   }
-  auto filter = std::unique_ptr<TcFilter>(new TcFilter(std::move(hook), direction, kHandle, opts.priority));
+  auto filter = std::unique_ptr<TcFilter>(new TcFilter(std::move(hook), direction, kHandle, priority));
   filter->entry_ = *std::move(entry);
   return filter;
 }
@@ -321,16 +338,15 @@ absl::StatusOr<std::unique_ptr<TcFilter>> TcFilter::AttachRedirect(std::shared_p
   }
   auto request = RedirectFilterRequest(hook->ifindex(), priority, program_fd, target_ifindex);
   if (!request.ok()) return request.status();
-  auto socket = RouteSocket::Open();
-  if (!socket.ok()) return socket.status();
-  auto entry = RecordFilter(*hook, Hook::kIngress, priority, 1, program_fd, target);
+  auto entry = RecordFilter(*hook, Hook::kIngress, priority, 1, FilterName(program_fd), target);
   if (!entry.ok()) return entry.status();
-  auto answer = (*socket)->Request(*std::move(request));
+  auto answer = hook->WithSocket([&](RouteSocket& socket) { return socket.Request(*std::move(request)); });
   std::string what = Cat("interface ", hook->interface(), " in ", hook->netns().Describe(),
                          ": cannot attach a cls_bpf ingress filter redirecting to ", target, ": ");
-  if (!answer.ok() || answer->error != 0) entry->Done();
+  // A lost answer: the filter may be there, and the entry stays open for the next start's replay.
   if (!answer.ok()) return absl::Status(answer.status().code(), Cat(what, answer.status().message()));
   if (answer->error != 0) {
+    entry->Done();
     return StatusFromErrno(answer->error, Cat(what, DescribeKernelError(answer->error, answer->message)));
   }
   auto filter = std::unique_ptr<TcFilter>(new TcFilter(std::move(hook), Hook::kIngress, 1, priority, target));
@@ -341,25 +357,15 @@ absl::StatusOr<std::unique_ptr<TcFilter>> TcFilter::AttachRedirect(std::shared_p
 absl::StatusOr<NetlinkMessage> RedirectFilterRequest(int ifindex, uint32_t priority, int program_fd,
                                                      int target_ifindex) {
   auto out_of_room = [] { return absl::InternalError("redirect filter: cannot build the netlink request"); };
-  NetlinkMessage msg(nlmsg_alloc());
-  if (msg == nullptr || nlmsg_put(msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, RTM_NEWTFILTER, 0,
-                                  NLM_F_CREATE | NLM_F_EXCL) == nullptr) {
-    return out_of_room();
-  }
-  tcmsg header{};
-  header.tcm_family = AF_UNSPEC;
-  header.tcm_ifindex = ifindex;
-  header.tcm_handle = 1;
-  header.tcm_parent = TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS);
-  header.tcm_info = TC_H_MAKE(priority << 16, htons(ETH_P_ALL));
-  if (nlmsg_append(msg.get(), &header, sizeof(header), NLMSG_ALIGNTO) < 0) return out_of_room();
+  NetlinkMessage msg =
+      FilterMessage(RTM_NEWTFILTER, NLM_F_CREATE | NLM_F_EXCL, ifindex, Hook::kIngress, 1, priority);
+  if (msg == nullptr) return out_of_room();
 
   tc_mirred mirred{};
   mirred.action = TC_ACT_STOLEN;  // what tc's "mirred egress redirect" asks for: the packet is gone here
   mirred.eaction = TCA_EGRESS_REDIR;
   mirred.ifindex = static_cast<uint32_t>(target_ifindex);
   nl_msg* m = msg.get();
-  if (nla_put_string(m, TCA_KIND, "bpf") < 0) return out_of_room();
   nlattr* options = nla_nest_start(m, TCA_OPTIONS);
   // No TCA_BPF_FLAGS, so no TCA_BPF_FLAG_ACT_DIRECT: cls_bpf_classify (net/sched/cls_bpf.c) then goes
   // to the next filter on a 0 return and otherwise runs the filter's actions (tcf_exts_exec).
@@ -380,22 +386,12 @@ absl::StatusOr<NetlinkMessage> RedirectFilterRequest(int ifindex, uint32_t prior
 }
 
 TcFilter::~TcFilter() {
-  auto scope = NetnsScope::Enter(hook_->netns());
-  if (!scope.ok()) {
-    log::Error("kernel.filter_remove_failed")
-        .With("filter", Describe())
-        .With("error", scope.status().ToString());
-    return;
-  }
-  bpf_tc_hook tc_hook = MakeHook(hook_->ifindex(), AttachPoint(direction_));
-  bpf_tc_opts opts{};
-  opts.sz = sizeof(opts);
-  opts.handle = handle_;
-  opts.priority = priority_;
-  int err = bpf_tc_detach(&tc_hook, &opts);
-  // ENOENT/ENODEV: someone removed the filter, the clsact qdisc or the interface already; nothing is left.
-  if (err != 0 && err != -ENOENT && err != -ENODEV && err != -EINVAL) {
-    log::Error("kernel.filter_remove_failed").With("filter", Describe()).With("error", std::strerror(-err));
+  absl::Status deleted = hook_->WithSocket([&](RouteSocket& socket) {
+    return DeleteFilter(socket, hook_->ifindex(), direction_, handle_, priority_);
+  });
+  // NOT_FOUND: someone removed the filter, the clsact qdisc or the interface already; nothing is left.
+  if (!deleted.ok() && !absl::IsNotFound(deleted)) {
+    log::Error("kernel.filter_remove_failed").With("filter", Describe()).With("error", deleted.ToString());
     return;
   }
   entry_.Done();
@@ -410,7 +406,9 @@ absl::StatusOr<std::string> UndoRecordedClsact(const journal::Clsact& recorded) 
   if (!netns.ok()) return netns.status();
   auto scope = NetnsScope::Enter(**netns);
   if (!scope.ok()) return scope.status();
-  return RemoveClsact(recorded.device().ifindex(), recorded.device().name());
+  auto socket = RouteSocket::Open();
+  if (!socket.ok()) return socket.status();
+  return RemoveClsact(**socket, recorded.device().ifindex(), recorded.device().name());
 }
 
 absl::StatusOr<std::string> UndoRecordedFilter(const journal::Filter& recorded) {
@@ -418,9 +416,11 @@ absl::StatusOr<std::string> UndoRecordedFilter(const journal::Filter& recorded) 
   if (!netns.ok()) return netns.status();
   auto scope = NetnsScope::Enter(**netns);
   if (!scope.ok()) return scope.status();
+  auto socket = RouteSocket::Open();
+  if (!socket.ok()) return socket.status();
   Hook direction = recorded.hook() == HookName(Hook::kIngress) ? Hook::kIngress : Hook::kEgress;
   int ifindex = recorded.device().ifindex();
-  auto filters = HookFilters(ifindex, direction);
+  auto filters = DumpTc(**socket, RTM_GETTFILTER, ifindex, ClsactParent(direction));
   if (!filters.ok()) return filters.status();
   // Priority 0 in the record: the kernel picked it, and the program's name (with its id) finds it.
   auto found = std::find_if(filters->begin(), filters->end(), [&](const DumpedTc& filter) {
@@ -430,14 +430,8 @@ absl::StatusOr<std::string> UndoRecordedFilter(const journal::Filter& recorded) 
   });
   if (found == filters->end())
     return absl::NotFoundError(Cat("no filter ", recorded.name(), " with that handle is on the hook"));
-  bpf_tc_hook tc_hook = MakeHook(ifindex, AttachPoint(direction));
-  bpf_tc_opts opts{};
-  opts.sz = sizeof(opts);
-  opts.handle = recorded.handle();
-  opts.priority = TC_H_MAJ(found->info) >> 16;
-  int err = bpf_tc_detach(&tc_hook, &opts);
-  if (err == -ENOENT || err == -ENODEV || err == -EINVAL) return absl::NotFoundError("the filter is gone");
-  if (err != 0) return absl::InternalError(Cat("cannot delete the filter: ", std::strerror(-err)));
+  auto deleted = DeleteFilter(**socket, ifindex, direction, recorded.handle(), TC_H_MAJ(found->info) >> 16);
+  if (!deleted.ok()) return deleted;
   return "removed";
 }
 

@@ -1,8 +1,9 @@
-// clsact hooks and cls_bpf filters on them, through libbpf's netlink calls.
+// clsact hooks and cls_bpf filters on them, over one rtnetlink socket per hook.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -32,19 +33,31 @@ class ClsactHook {
   // False for interfaces whose frames carry no Ethernet header (tun, wireguard, ipip).
   bool ethernet() const { return ethernet_; }
 
+  // Runs `use` with the hook's socket, which is in the hook's namespace: no namespace switch and no
+  // new socket per filter. One caller at a time, as reverts run beside applies.
+  template <typename Use>
+  auto WithSocket(Use&& use) {
+    std::lock_guard lock(socket_mutex_);
+    return use(*socket_);
+  }
+
  private:
-  ClsactHook(std::shared_ptr<Netns> netns, std::string interface, int ifindex, bool created, bool ethernet)
+  ClsactHook(std::shared_ptr<Netns> netns, std::string interface, int ifindex, bool created, bool ethernet,
+             std::unique_ptr<RouteSocket> socket)
       : netns_(std::move(netns)),
         interface_(std::move(interface)),
         ifindex_(ifindex),
         created_(created),
-        ethernet_(ethernet) {}
+        ethernet_(ethernet),
+        socket_(std::move(socket)) {}
   std::shared_ptr<Netns> netns_;
   std::string interface_;
   int ifindex_;
   bool created_;
   bool ethernet_;
-  JournalEntry entry_;  // when created
+  std::mutex socket_mutex_;
+  std::unique_ptr<RouteSocket> socket_;  // opened in netns_
+  JournalEntry entry_;                   // when created
 };
 
 // A cls_bpf filter running one BPF program on a clsact hook; detached when destroyed.

@@ -187,6 +187,11 @@ TEST_F(RedirectFilterTest, Refusals) {
 TEST_F(HookTest, FiltersAttachedByProcessesAtOnceAllGoOn) {
   constexpr int kProcesses = 4;
   constexpr int kFiltersEach = 15;
+  // The children must not inherit the fixture's hook (nor its socket, which processes cannot share):
+  // it goes, and the clsact is made as someone else would.
+  hook_.reset();
+  CommandResult made = Shell(Cat("tc -n ", ns_, " qdisc add dev fl-a clsact"));
+  ASSERT_EQ(made.exit_code, 0) << made.output;
   // Children report through `attached` (a byte once all their filters are on, none on failure) and
   // wait on `release` until the parent has looked; fork is safe here: the test process has one thread.
   int attached[2];
@@ -200,9 +205,12 @@ TEST_F(HookTest, FiltersAttachedByProcessesAtOnceAllGoOn) {
     if (child == 0) {
       close(attached[0]);
       close(release[1]);
+      // A hook of its own, as another agent would have: it adopts the parent's clsact.
+      auto hook = ClsactHook::Acquire(netns_, "fl-a");
+      if (!hook.ok() || (*hook)->created()) _exit(1);
       std::vector<std::unique_ptr<TcFilter>> filters;
       for (int i = 0; i < kFiltersEach; i++) {
-        auto filter = TcFilter::Attach(hook_, Hook::kEgress, program_fd_);
+        auto filter = TcFilter::Attach(*hook, Hook::kEgress, program_fd_);
         if (!filter.ok()) _exit(1);
         filters.push_back(*std::move(filter));
       }
@@ -211,7 +219,7 @@ TEST_F(HookTest, FiltersAttachedByProcessesAtOnceAllGoOn) {
       // The parent closes its end once it has looked (read returns 0), or dies (the same).
       while (read(release[0], &byte, 1) > 0) {
       }
-      filters.clear();  // each removes its own; its copy of the hook must not remove the clsact
+      filters.clear();  // each removes its own; its hook, adopted, leaves the clsact
       _exit(0);
     }
     children.push_back(child);
