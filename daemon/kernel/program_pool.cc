@@ -84,15 +84,17 @@ void ProgramPool::Run(std::stop_token stop) {
     if (!loadable(kind)) return false;
     lock.unlock();
     auto loaded = load();
+    if (!loaded.ok()) {  // logged before the lock is taken again: a take never waits on a log line
+      log::Warning("program_pool.load_failed")
+          .With("error", std::string(loaded.status().message()))
+          .With("retry_in_ms", static_cast<int64_t>(retry_in[kind].count()));
+    }
     lock.lock();
     if (loaded.ok()) {
       queue.push_back(std::move(*loaded));
       retry_in[kind] = backoff_.first;
       return true;
     }
-    log::Warning("program_pool.load_failed")
-        .With("error", std::string(loaded.status().message()))
-        .With("retry_in_ms", static_cast<int64_t>(retry_in[kind].count()));
     retry_at[kind] = Clock::now() + retry_in[kind];
     retry_in[kind] = std::min(retry_in[kind] * 2, backoff_.most);
     return true;

@@ -198,6 +198,16 @@ absl::StatusOr<JournalEntry> RecordFilter(const ClsactHook& hook, Hook direction
   return RecordChange(std::move(change));
 }
 
+// For a replay: a socket in the namespace of a recorded device, if the device is still the one
+// recorded (ReopenDevice). A socket stays in the namespace it was opened in.
+absl::StatusOr<std::unique_ptr<RouteSocket>> SocketAt(const journal::Device& device) {
+  auto netns = ReopenDevice(device);
+  if (!netns.ok()) return netns.status();
+  auto scope = NetnsScope::Enter(**netns);
+  if (!scope.ok()) return scope.status();
+  return RouteSocket::Open();
+}
+
 }  // namespace
 
 const char* HookName(Hook hook) { return hook == Hook::kEgress ? "egress" : "ingress"; }
@@ -402,21 +412,13 @@ std::string TcFilter::Describe() const {
 }
 
 absl::StatusOr<std::string> UndoRecordedClsact(const journal::Clsact& recorded) {
-  auto netns = ReopenDevice(recorded.device());
-  if (!netns.ok()) return netns.status();
-  auto scope = NetnsScope::Enter(**netns);
-  if (!scope.ok()) return scope.status();
-  auto socket = RouteSocket::Open();
+  auto socket = SocketAt(recorded.device());
   if (!socket.ok()) return socket.status();
   return RemoveClsact(**socket, recorded.device().ifindex(), recorded.device().name());
 }
 
 absl::StatusOr<std::string> UndoRecordedFilter(const journal::Filter& recorded) {
-  auto netns = ReopenDevice(recorded.device());
-  if (!netns.ok()) return netns.status();
-  auto scope = NetnsScope::Enter(**netns);
-  if (!scope.ok()) return scope.status();
-  auto socket = RouteSocket::Open();
+  auto socket = SocketAt(recorded.device());
   if (!socket.ok()) return socket.status();
   Hook direction = recorded.hook() == HookName(Hook::kIngress) ? Hook::kIngress : Hook::kEgress;
   int ifindex = recorded.device().ifindex();
