@@ -36,6 +36,8 @@ uint32_t ProgramId(int fd) {
 }
 
 // Whether `ready` holds within 20 s (the loads run at SCHED_IDLE, behind whatever else runs).
+// A take never waits for the pool's lock, which its loader holds for a moment after each take wakes
+// it: a test takes twice in a row only after waiting until the pool is full, and so idle, again.
 bool Eventually(const std::function<bool()>& ready) {
   for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
        std::chrono::steady_clock::now() < deadline;
@@ -62,6 +64,7 @@ TEST_F(ProgramPoolTest, FillsEachKindToItsDepthAndRefillsWhatIsTaken) {
   ProgramPool pool(2);
   ASSERT_TRUE(Eventually([&] { return Full(pool, 2); }));
   ASSERT_NE(pool.TakeDrop(), nullptr);
+  ASSERT_TRUE(Eventually([&] { return Full(pool, 2); }));
   ASSERT_NE(pool.TakeClassify(Role::kRedirect), nullptr);
   EXPECT_TRUE(Eventually([&] { return Full(pool, 2); }));
 }
@@ -72,6 +75,7 @@ TEST_F(ProgramPoolTest, ALoadedInstanceMatchesNothingUntilConfigured) {
   std::unique_ptr<DropProgram> drop = pool.TakeDrop();
   ASSERT_NE(drop, nullptr);
   EXPECT_EQ(test::RunProgram(drop->egress_fd(), Frame({.src = kIpv4.local, .dst = kIpv4.peer})), kPass);
+  ASSERT_TRUE(Eventually([&] { return Full(pool, 1); }));
   std::unique_ptr<ClassifyProgram> classify = pool.TakeClassify(Role::kClassifier);
   ASSERT_NE(classify, nullptr);
   uint32_t priority = 0;
@@ -88,6 +92,7 @@ TEST_F(ProgramPoolTest, LoadTakesThePooledInstanceAndConfiguresIt) {
   ASSERT_TRUE(Eventually([&] { return Full(pool, 1); }));
   auto drop = DropProgram::Load({.target = HourLong({.peers = {kIpv4.peer}}), .drop_percent = 100});
   ASSERT_TRUE(drop.ok()) << drop.status();
+  ASSERT_TRUE(Eventually([&] { return Full(pool, 1); }));
   auto classify = ClassifyProgram::LoadClassifier(HourLong({.peers = {kIpv4.peer}}), TC_H_MAKE(1u << 16, 2));
   ASSERT_TRUE(classify.ok()) << classify.status();
   EXPECT_EQ(test::RunProgram((*drop)->egress_fd(), Frame({.src = kIpv4.local, .dst = kIpv4.peer})), kStolen);
@@ -98,6 +103,7 @@ TEST_F(ProgramPoolTest, LoadTakesThePooledInstanceAndConfiguresIt) {
 
   ASSERT_TRUE(Eventually([&] { return Full(pool, 1); }));
   std::unique_ptr<DropProgram> next_drop = pool.TakeDrop();
+  ASSERT_TRUE(Eventually([&] { return Full(pool, 1); }));
   std::unique_ptr<ClassifyProgram> next_classify = pool.TakeClassify(Role::kClassifier);
   ASSERT_NE(next_drop, nullptr);
   ASSERT_NE(next_classify, nullptr);
