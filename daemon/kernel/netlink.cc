@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/cleanup/cleanup.h"
 #include "faultline/api/cat.h"
 
 namespace faultline::kernel {
@@ -183,11 +184,17 @@ absl::StatusOr<NetlinkAnswer> RouteSocket::Exchange(int type, int flags, const t
 absl::StatusOr<NetlinkAnswer> RouteSocket::Transact(NetlinkMessage msg, bool dump,
                                                     const std::function<void(nlmsghdr*)>& each) {
   answer_.reset();
+  // Before the request goes: once it is sent, its answer must be read.
+  nl_cb* cb = Callbacks();
+  if (cb == nullptr) return absl::UnavailableError("libnl: out of memory");
+  absl::Cleanup release = [cb] { nl_cb_put(cb); };
   if (int err = nl_send_auto(sock_, msg.get()); err < 0) {
     return absl::UnavailableError(Cat("cannot send to rtnetlink: ", nl_geterror(err)));
   }
-  nl_cb* cb = Callbacks();
-  if (cb == nullptr) return absl::UnavailableError("libnl: out of memory");
+  // This request's messages only: what an earlier request left unread, when reading its answer
+  // failed, is skipped instead of taken for this one's (the socket lives as long as its owner).
+  expected_seq_ = nlmsg_hdr(msg.get())->nlmsg_seq;
+  nl_cb_set(cb, NL_CB_SEQ_CHECK, NL_CB_CUSTOM, &RouteSocket::OnSequence, this);
   if (each) {
     auto on_valid = [](nl_msg* got, void* arg) {
       (*static_cast<const std::function<void(nlmsghdr*)>*>(arg))(nlmsg_hdr(got));
@@ -196,14 +203,18 @@ absl::StatusOr<NetlinkAnswer> RouteSocket::Transact(NetlinkMessage msg, bool dum
     nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, on_valid, const_cast<std::function<void(nlmsghdr*)>*>(&each));
   }
   nl_cb_set(cb, NL_CB_ACK, NL_CB_CUSTOM, &RouteSocket::OnAck, this);
-  int err = nl_recvmsgs(sock_, cb);
-  // A dump ends with NLMSG_DONE and no acknowledgement. Otherwise the kernel sends what a get or an
-  // echo asks for and the acknowledgement one after the other, so a second read takes the latter.
-  if (!dump && err >= 0 && !answer_.has_value()) err = nl_recvmsgs(sock_, cb);
-  nl_cb_put(cb);
+  bool done = false;  // a dump's NLMSG_DONE: a dump ends with it and no acknowledgement
+  auto on_done = [](nl_msg*, void* arg) {
+    *static_cast<bool*>(arg) = true;
+    return static_cast<int>(NL_STOP);
+  };
+  if (dump) nl_cb_set(cb, NL_CB_FINISH, NL_CB_CUSTOM, on_done, &done);
+  // Until the acknowledgement (or the kernel's refusal), or a dump's end. What a get or an echo asks
+  // for comes in a read of its own before the acknowledgement.
+  int err = 0;
+  while (err >= 0 && !answer_.has_value() && !done) err = nl_recvmsgs(sock_, cb);
   if (answer_.has_value()) return *answer_;
   if (err < 0) return absl::UnavailableError(Cat("no answer from rtnetlink: ", nl_geterror(err)));
-  if (!dump) return absl::UnavailableError("rtnetlink did not acknowledge the request");
   return NetlinkAnswer{};
 }
 
@@ -219,6 +230,10 @@ int RouteSocket::OnError(sockaddr_nl* /*from*/, nlmsgerr* err, void* arg) {
   const auto* reply = reinterpret_cast<const nlmsghdr*>(reinterpret_cast<const char*>(err) - NLMSG_HDRLEN);
   static_cast<RouteSocket*>(arg)->answer_ = NetlinkAnswer{-err->error, ExtackMessage(reply)};
   return NL_STOP;
+}
+
+int RouteSocket::OnSequence(nl_msg* msg, void* arg) {
+  return nlmsg_hdr(msg)->nlmsg_seq == static_cast<RouteSocket*>(arg)->expected_seq_ ? NL_OK : NL_SKIP;
 }
 
 int RouteSocket::OnAck(nl_msg* msg, void* arg) {

@@ -81,9 +81,11 @@ class RouteSocket {
                                          const std::function<void(nlmsghdr*)>& each);
   static int OnError(sockaddr_nl* from, nlmsgerr* err, void* arg);
   static int OnAck(nl_msg* msg, void* arg);
+  static int OnSequence(nl_msg* msg, void* arg);
 
   nl_sock* sock_ = nullptr;
   std::optional<NetlinkAnswer> answer_;
+  uint32_t expected_seq_ = 0;  // the sequence number of the request in flight
 };
 
 // A tc request (`type` RTM_NEWQDISC, RTM_DELTCLASS, ...): struct tcmsg, then TCA_KIND when `kind` is not

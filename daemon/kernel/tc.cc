@@ -54,6 +54,14 @@ absl::StatusOr<Link> FindLink(RouteSocket& socket, const std::string& interface)
   return found;
 }
 
+// The name of device `ifindex` in `socket`'s namespace; empty when there is none.
+std::string DeviceName(RouteSocket& socket, int ifindex) {
+  ifreq request{};
+  request.ifr_ifindex = ifindex;
+  if (ifindex <= 0 || ioctl(socket.fd(), SIOCGIFNAME, &request) != 0) return "";
+  return request.ifr_name;
+}
+
 // Adds a clsact qdisc to the device, on `socket` (in its namespace): the kernel's errno, EEXIST when
 // the device has one already.
 absl::StatusOr<int> AddClsact(RouteSocket& socket, int ifindex) {
@@ -104,6 +112,17 @@ NetlinkMessage FilterMessage(int type, int flags, int ifindex, Hook direction, u
   return msg;
 }
 
+// Opens a cls_bpf filter's TCA_OPTIONS in `msg` (null or not) with its program and the program's name;
+// null when there is no room. The caller adds the rest and closes the nest.
+nlattr* BpfOptions(nl_msg* msg, int program_fd, const std::string& name) {
+  nlattr* options = msg == nullptr ? nullptr : nla_nest_start(msg, TCA_OPTIONS);
+  if (options == nullptr || nla_put_u32(msg, TCA_BPF_FD, static_cast<uint32_t>(program_fd)) < 0 ||
+      nla_put_string(msg, TCA_BPF_NAME, name.c_str()) < 0) {
+    return nullptr;
+  }
+  return options;
+}
+
 // Deletes the cls_bpf filter at `handle` and `priority` on one clsact hook of the device, on `socket`
 // (in the device's namespace); NOT_FOUND when it, the clsact qdisc or the device is gone.
 absl::Status DeleteFilter(RouteSocket& socket, int ifindex, Hook direction, uint32_t handle,
@@ -146,8 +165,8 @@ std::string BpfName(const DumpedTc& filter) {
 }
 
 // Removes the clsact qdisc faultline created on the device, on `socket` (in its namespace): "removed",
-// or NOT_FOUND when it is gone or carries filters someone else attached (an operator, a CNI), which
-// are left to them.
+// NOT_FOUND when it is gone, or FAILED_PRECONDITION when filters are on it that this agent does not
+// hold (an operator's, a CNI's, or one of its own whose attach lost its answer), which are left.
 absl::StatusOr<std::string> RemoveClsact(RouteSocket& socket, int ifindex, const std::string& interface) {
   auto exists = HasClsact(socket, ifindex);
   if (!exists.ok()) return exists.status();
@@ -159,7 +178,7 @@ absl::StatusOr<std::string> RemoveClsact(RouteSocket& socket, int ifindex, const
   }
   if (*others != 0) {
     log::Info("kernel.clsact_kept").With("interface", interface).With("other_filters", *others);
-    return absl::NotFoundError(Cat("kept: ", *others, " filter(s) someone else attached are on it"));
+    return absl::FailedPreconditionError(Cat("kept: ", *others, " filter(s) it does not hold are on it"));
   }
   NetlinkMessage msg =
       TcMessage(RTM_DELQDISC, 0, ifindex, TC_H_CLSACT, TC_H_MAKE(TC_H_CLSACT, 0), "clsact", 64);
@@ -277,6 +296,9 @@ ClsactHook::~ClsactHook() {
   auto removed = RemoveClsact(*socket_, ifindex_, interface_);
   if (removed.ok() || absl::IsNotFound(removed.status())) {
     entry_.Done();
+  } else if (absl::IsFailedPrecondition(removed.status())) {
+    // Kept, and its entry stays open: the next start's replay, newest entries first, removes a filter
+    // of this agent's that is still journaled, then the clsact if nothing else is left on it.
   } else {
     log::Error("kernel.clsact_remove_failed")
         .With("interface", interface_)
@@ -297,11 +319,10 @@ absl::StatusOr<std::unique_ptr<TcFilter>> TcFilter::Attach(std::shared_ptr<Clsac
   NetlinkMessage msg = FilterMessage(RTM_NEWTFILTER, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO, hook->ifindex(),
                                      direction, kHandle, 0);
   nl_msg* m = msg.get();
-  nlattr* options = m == nullptr ? nullptr : nla_nest_start(m, TCA_OPTIONS);
+  nlattr* options = BpfOptions(m, program_fd, name);
   // Direct action: the program's return value is the verdict.
-  if (options == nullptr || nla_put_u32(m, TCA_BPF_FD, static_cast<uint32_t>(program_fd)) < 0 ||
-      nla_put_string(m, TCA_BPF_NAME, name.c_str()) < 0 ||
-      nla_put_u32(m, TCA_BPF_FLAGS, TCA_BPF_FLAG_ACT_DIRECT) < 0 || nla_nest_end(m, options) < 0) {
+  if (options == nullptr || nla_put_u32(m, TCA_BPF_FLAGS, TCA_BPF_FLAG_ACT_DIRECT) < 0 ||
+      nla_nest_end(m, options) < 0) {
     return absl::InternalError(Cat(where, "cannot build the netlink request"));
   }
   auto entry = RecordFilter(*hook, direction, 0, kHandle, name, "");
@@ -339,10 +360,9 @@ absl::StatusOr<std::unique_ptr<TcFilter>> TcFilter::AttachRedirect(std::shared_p
   if (priority == 0 || priority > 0xffff) {
     return absl::InvalidArgumentError(Cat("redirect filter: priority ", priority, " is not in 1-65535"));
   }
-  auto scope = NetnsScope::Enter(hook->netns());
-  if (!scope.ok()) return scope.status();
-  char target[IF_NAMESIZE] = "";
-  if (target_ifindex <= 0 || if_indextoname(static_cast<unsigned>(target_ifindex), target) == nullptr) {
+  const std::string target =
+      hook->WithSocket([&](RouteSocket& socket) { return DeviceName(socket, target_ifindex); });
+  if (target.empty()) {
     return absl::NotFoundError(
         Cat("redirect filter: no device with ifindex ", target_ifindex, " in ", hook->netns().Describe()));
   }
@@ -376,13 +396,10 @@ absl::StatusOr<NetlinkMessage> RedirectFilterRequest(int ifindex, uint32_t prior
   mirred.eaction = TCA_EGRESS_REDIR;
   mirred.ifindex = static_cast<uint32_t>(target_ifindex);
   nl_msg* m = msg.get();
-  nlattr* options = nla_nest_start(m, TCA_OPTIONS);
   // No TCA_BPF_FLAGS, so no TCA_BPF_FLAG_ACT_DIRECT: cls_bpf_classify (net/sched/cls_bpf.c) then goes
   // to the next filter on a 0 return and otherwise runs the filter's actions (tcf_exts_exec).
-  if (options == nullptr || nla_put_u32(m, TCA_BPF_FD, static_cast<uint32_t>(program_fd)) < 0 ||
-      nla_put_string(m, TCA_BPF_NAME, FilterName(program_fd).c_str()) < 0) {
-    return out_of_room();
-  }
+  nlattr* options = BpfOptions(m, program_fd, FilterName(program_fd));
+  if (options == nullptr) return out_of_room();
   nlattr* actions = nla_nest_start(m, TCA_BPF_ACT);
   nlattr* first = actions == nullptr ? nullptr : nla_nest_start(m, 1);  // actions are numbered from 1
   if (first == nullptr || nla_put_string(m, TCA_ACT_KIND, "mirred") < 0) return out_of_room();
@@ -414,7 +431,10 @@ std::string TcFilter::Describe() const {
 absl::StatusOr<std::string> UndoRecordedClsact(const journal::Clsact& recorded) {
   auto socket = SocketAt(recorded.device());
   if (!socket.ok()) return socket.status();
-  return RemoveClsact(**socket, recorded.device().ifindex(), recorded.device().name());
+  auto removed = RemoveClsact(**socket, recorded.device().ifindex(), recorded.device().name());
+  // Kept for someone else's filters: nothing of faultline's is left to undo.
+  if (absl::IsFailedPrecondition(removed.status())) return absl::NotFoundError(removed.status().message());
+  return removed;
 }
 
 absl::StatusOr<std::string> UndoRecordedFilter(const journal::Filter& recorded) {

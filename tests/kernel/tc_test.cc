@@ -9,9 +9,11 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
+#include <linux/rtnetlink.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "faultline/api/cat.h"
 #include "kernel/capabilities.h"
 #include "kernel/journal.h"
@@ -253,6 +256,66 @@ TEST_F(HookTest, FiltersAttachedByProcessesAtOnceAllGoOn) {
     shown++;
   EXPECT_EQ(shown, kProcesses * kFiltersEach) << filters;
   EXPECT_EQ(Filters("egress"), "") << "each process removed its own";
+}
+
+// The hook's socket lives as long as the hook: an answer that a request left unread (its read failed)
+// must not be taken for a later request's. Here the stale answer is the kernel's refusal of a get for
+// a device that does not exist; taken for the attach's, it would fail the attach.
+TEST_F(HookTest, AnAnswerLeftUnreadIsNotTakenForALaterRequest) {
+  struct {
+    nlmsghdr header;
+    tcmsg tc;
+  } stale{};
+  stale.header.nlmsg_len = sizeof(stale);
+  stale.header.nlmsg_type = RTM_GETQDISC;
+  stale.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  stale.header.nlmsg_seq = 0x7fff0000;  // no request of the socket's own has it
+  stale.tc.tcm_family = AF_UNSPEC;
+  stale.tc.tcm_ifindex = 999999;
+  ssize_t sent =
+      hook_->WithSocket([&](RouteSocket& socket) { return send(socket.fd(), &stale, sizeof(stale), 0); });
+  ASSERT_EQ(sent, static_cast<ssize_t>(sizeof(stale)));
+
+  auto filter = TcFilter::Attach(hook_, Hook::kEgress, program_fd_);
+  ASSERT_TRUE(filter.ok()) << filter.status();
+  EXPECT_NE(Filters("egress").find("handle 0x1 fl_select_all"), std::string::npos) << Filters("egress");
+  filter->reset();
+  EXPECT_EQ(Filters("egress"), "") << "the filter's removal, on the same socket, did not take";
+}
+
+// A clsact faultline made but had to keep, because filters it does not hold are on it (someone else's,
+// or one of its own whose attach lost its answer), stays journaled: the next start's replay removes
+// it once it is alone.
+TEST_F(HookTest, AClsactKeptForFiltersItDoesNotHoldStaysJournaled) {
+  hook_.reset();  // the fixture's clsact goes: this test makes one under a journal
+  char dir[] = "/tmp/fltest-journal-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  absl::Cleanup remove_dir = [&dir] {
+    Journal::Install(nullptr);
+    std::filesystem::remove_all(dir);
+  };
+  const std::string show_qdisc = Cat("tc -n ", ns_, " qdisc show dev fl-a");
+  {
+    auto journal = Journal::Open(dir);
+    ASSERT_TRUE(journal.ok()) << journal.status();
+    Journal::Install(journal->get());
+    auto hook = ClsactHook::Acquire(netns_, "fl-a");
+    ASSERT_TRUE(hook.ok()) << hook.status();
+    ASSERT_TRUE((*hook)->created());
+    CommandResult other =
+        Shell(Cat("tc -n ", ns_, " filter add dev fl-a egress prio 7 protocol all u32 match u32 0 0"));
+    ASSERT_EQ(other.exit_code, 0) << other.output;
+    hook->reset();
+    Journal::Install(nullptr);
+  }
+  EXPECT_NE(Shell(show_qdisc).output.find("clsact"), std::string::npos) << "kept for the other filter";
+  CommandResult removed = Shell(Cat("tc -n ", ns_, " filter del dev fl-a egress prio 7"));
+  ASSERT_EQ(removed.exit_code, 0) << removed.output;
+
+  auto next_start = Journal::Open(dir);
+  ASSERT_TRUE(next_start.ok()) << next_start.status();
+  EXPECT_EQ((*next_start)->Replay().undone, 1);
+  EXPECT_EQ(Shell(show_qdisc).output.find("clsact"), std::string::npos) << Shell(show_qdisc).output;
 }
 
 // Acquire journals a clsact before making it, and only then: one that was there is adopted, not
