@@ -263,6 +263,21 @@ int LoadTrivialSchedCls(std::string* detail) {
   return fd;
 }
 
+// Sends a request whose answer changes nothing (a probe's cleanup); a request that could not be built
+// is not sent.
+void Send(RouteSocket& socket, NetlinkMessage request) {
+  if (request != nullptr) (void)socket.Request(std::move(request));
+}
+
+// Feature `name` as the kernel's answer to `request` says, ENOENT meaning the kernel lacks it.
+Feature FromRequest(std::string_view name, RouteSocket& socket, NetlinkMessage request) {
+  if (request == nullptr)
+    return MakeFeature(name, false, "could not probe: cannot build the netlink request");
+  auto answer = socket.Request(std::move(request));
+  if (!answer.ok()) return MakeFeature(name, false, Cat("could not probe: ", answer.status().message()));
+  return FromAnswer(name, answer->error, answer->message, ENOENT);
+}
+
 // The redirect filter ingress shaping attaches (RedirectFilterRequest), from lo's ingress to lo's
 // egress, on a clsact hook that exists. tcf_action_init_1 (net/sched/act_api.c) answers ENOENT "Failed
 // to load TC action module" for an action kind it has none of (after trying module act_<kind>).
@@ -271,49 +286,30 @@ Feature ProbeMirred(RouteSocket& socket, int program_fd) {
   auto request = RedirectFilterRequest(kLoopbackIfindex, kPriority, program_fd, kLoopbackIfindex);
   if (!request.ok())
     return MakeFeature("mirred", false, Cat("could not probe: ", request.status().message()));
-  auto answer = socket.Request(*std::move(request));
-  if (!answer.ok()) return MakeFeature("mirred", false, Cat("could not probe: ", answer.status().message()));
-  if (answer->error == 0) {
-    bpf_tc_hook hook{};
-    hook.sz = sizeof(hook);
-    hook.ifindex = kLoopbackIfindex;
-    hook.attach_point = BPF_TC_INGRESS;
-    bpf_tc_opts opts{};
-    opts.sz = sizeof(opts);
-    opts.handle = 1;
-    opts.priority = kPriority;
-    std::string unused;
-    CallLibbpf(&unused, [&] { return bpf_tc_detach(&hook, &opts); });
-  }
-  return FromAnswer("mirred", answer->error, answer->message, ENOENT);
+  Feature mirred = FromRequest("mirred", socket, *std::move(request));
+  if (mirred.available()) Send(socket, DeleteFilterRequest(kLoopbackIfindex, Hook::kIngress, 1, kPriority));
+  return mirred;
 }
 
 // bpf, clsact, cls_bpf and mirred, in that order of dependence. clsact, cls_bpf and mirred are tried
-// only when the thread is in the scratch namespace; mirred needs `socket`, open there, too.
-void ProbeBpf(bool in_scratch_netns, const std::string& no_netns_reason, RouteSocket* socket,
-              std::map<std::string, Feature>* out) {
+// only when the thread is in the scratch namespace, with `socket` open there: the requests the hooks
+// and filters send (kernel/tc.h).
+void ProbeBpf(const std::string& no_netns_reason, RouteSocket* socket, std::map<std::string, Feature>* out) {
   std::string detail;
   api::FileDescriptor program(LoadTrivialSchedCls(&detail));
   (*out)["bpf"] =
       program.get() >= 0
           ? MakeFeature("bpf", true, "loaded and unloaded a sched_cls program (r0 = TC_ACT_UNSPEC)")
           : MakeFeature("bpf", false, detail);
-  if (!in_scratch_netns) {
+  if (socket == nullptr) {
     for (const char* name : {"clsact", "cls_bpf", "mirred"})
       (*out)[name] = MakeFeature(name, false, no_netns_reason);
     return;
   }
 
-  // bpf_tc_hook_create makes a clsact qdisc whatever the attach point; the kernel answers ENOENT for
-  // the kind as for any qdisc it does not have.
-  bpf_tc_hook hook{};
-  hook.sz = sizeof(hook);
-  hook.ifindex = kLoopbackIfindex;
-  hook.attach_point = BPF_TC_EGRESS;
-  std::string message;
-  int err = CallLibbpf(&message, [&] { return bpf_tc_hook_create(&hook); });
-  (*out)["clsact"] = FromAnswer("clsact", err, message, ENOENT);
-  if (err != 0) {
+  // The kernel answers ENOENT for the kind as for any qdisc it does not have.
+  (*out)["clsact"] = FromRequest("clsact", *socket, ClsactRequest(RTM_NEWQDISC, kLoopbackIfindex));
+  if (!(*out)["clsact"].available()) {
     (*out)["cls_bpf"] =
         MakeFeature("cls_bpf", false, "not probed: it is attached to a clsact hook, which could not be made");
     (*out)["mirred"] = MakeFeature("mirred", false,
@@ -330,31 +326,19 @@ void ProbeBpf(bool in_scratch_netns, const std::string& no_netns_reason, RouteSo
   } else {
     // tcf_proto_lookup_ops (net/sched/cls_api.c) answers ENOENT "TC classifier not found" for a
     // classifier kind the kernel does not have; the hook exists, so no other ENOENT is possible.
-    bpf_tc_opts opts{};
-    opts.sz = sizeof(opts);
-    opts.prog_fd = program.get();
-    opts.handle = 1;
-    opts.priority = 1;
-    err = CallLibbpf(&message, [&] { return bpf_tc_attach(&hook, &opts); });
-    if (err == 0) {
-      // bpf_tc_detach names the filter by handle and priority alone.
-      opts.prog_fd = 0;
-      opts.prog_id = 0;
-      opts.flags = 0;
-      CallLibbpf(&message, [&] { return bpf_tc_detach(&hook, &opts); });
-    }
-    (*out)["cls_bpf"] = FromAnswer("cls_bpf", err, message, ENOENT);
-    if (!(*out)["cls_bpf"].available()) {
+    constexpr uint32_t kPriority = 1;
+    (*out)["cls_bpf"] =
+        FromRequest("cls_bpf", *socket,
+                    BpfFilterRequest(kLoopbackIfindex, Hook::kEgress, kPriority, program.get(), "fl_probe"));
+    if ((*out)["cls_bpf"].available()) {
+      Send(*socket, DeleteFilterRequest(kLoopbackIfindex, Hook::kEgress, 1, kPriority));
+      (*out)["mirred"] = ProbeMirred(*socket, program.get());
+    } else {
       (*out)["mirred"] =
           MakeFeature("mirred", false, "not probed: it runs in a cls_bpf filter (see cls_bpf)");
-    } else if (socket == nullptr) {
-      (*out)["mirred"] = MakeFeature("mirred", false, no_netns_reason);
-    } else {
-      (*out)["mirred"] = ProbeMirred(*socket, program.get());
     }
   }
-  hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
-  CallLibbpf(&message, [&] { return bpf_tc_hook_destroy(&hook); });
+  Send(*socket, ClsactRequest(RTM_DELQDISC, kLoopbackIfindex));
 }
 
 Feature ProbeBtf() {
@@ -402,7 +386,7 @@ std::map<std::string, Feature> ProbeInScratchNetns() {
     out[std::string(kind)] = socket ? ProbeQdisc(*socket, kind) : MakeFeature(kind, false, reason);
   }
   out["ifb"] = socket ? ProbeIfb(*socket) : MakeFeature("ifb", false, reason);
-  ProbeBpf(in_scratch, reason, socket.get(), &out);
+  ProbeBpf(reason, socket.get(), &out);
   socket.reset();
   out["btf"] = ProbeBtf();
   return out;

@@ -65,8 +65,7 @@ std::string DeviceName(RouteSocket& socket, int ifindex) {
 // Adds a clsact qdisc to the device, on `socket` (in its namespace): the kernel's errno, EEXIST when
 // the device has one already.
 absl::StatusOr<int> AddClsact(RouteSocket& socket, int ifindex) {
-  NetlinkMessage msg = TcMessage(RTM_NEWQDISC, NLM_F_CREATE | NLM_F_EXCL, ifindex, TC_H_CLSACT,
-                                 TC_H_MAKE(TC_H_CLSACT, 0), "clsact", 64);
+  NetlinkMessage msg = ClsactRequest(RTM_NEWQDISC, ifindex);
   if (msg == nullptr) return absl::InternalError("clsact qdisc: cannot build the netlink request");
   auto answer = socket.Request(std::move(msg));
   if (!answer.ok()) return answer.status();
@@ -127,7 +126,7 @@ nlattr* BpfOptions(nl_msg* msg, int program_fd, const std::string& name) {
 // (in the device's namespace); NOT_FOUND when it, the clsact qdisc or the device is gone.
 absl::Status DeleteFilter(RouteSocket& socket, int ifindex, Hook direction, uint32_t handle,
                           uint32_t priority) {
-  NetlinkMessage msg = FilterMessage(RTM_DELTFILTER, 0, ifindex, direction, handle, priority);
+  NetlinkMessage msg = DeleteFilterRequest(ifindex, direction, handle, priority);
   if (msg == nullptr) return absl::InternalError("cannot build the netlink request");
   auto answer = socket.Request(std::move(msg));
   if (!answer.ok()) return answer.status();
@@ -180,8 +179,7 @@ absl::StatusOr<std::string> RemoveClsact(RouteSocket& socket, int ifindex, const
     log::Info("kernel.clsact_kept").With("interface", interface).With("other_filters", *others);
     return absl::FailedPreconditionError(Cat("kept: ", *others, " filter(s) it does not hold are on it"));
   }
-  NetlinkMessage msg =
-      TcMessage(RTM_DELQDISC, 0, ifindex, TC_H_CLSACT, TC_H_MAKE(TC_H_CLSACT, 0), "clsact", 64);
+  NetlinkMessage msg = ClsactRequest(RTM_DELQDISC, ifindex);
   if (msg == nullptr) return absl::InternalError("clsact qdisc: cannot build the netlink request");
   auto answer = socket.Request(std::move(msg));
   if (!answer.ok()) return answer.status();
@@ -310,21 +308,14 @@ absl::StatusOr<std::unique_ptr<TcFilter>> TcFilter::Attach(std::shared_ptr<Clsac
                                                            int program_fd) {
   std::string where = Cat("interface ", hook->interface(), " in ", hook->netns().Describe(),
                           ": cannot attach a cls_bpf ", HookName(direction), " filter: ");
-  constexpr uint32_t kHandle = 1;  // the filter is alone at its priority
+  constexpr uint32_t kHandle = 1;  // BpfFilterRequest's: the filter is alone at its priority
   const std::string name = FilterName(program_fd);
   // Priority 0: the kernel picks one under the RTNL lock (tc_new_tfilter, tcf_auto_prio), so two
   // processes attaching to one hook at once never pick the same. The journal line names the filter
   // by its handle and its program's name, which carries the program's id, instead of a priority no
   // one knows yet. NLM_F_ECHO: the kernel sends the new filter back, with the priority it gave.
-  NetlinkMessage msg = FilterMessage(RTM_NEWTFILTER, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO, hook->ifindex(),
-                                     direction, kHandle, 0);
-  nl_msg* m = msg.get();
-  nlattr* options = BpfOptions(m, program_fd, name);
-  // Direct action: the program's return value is the verdict.
-  if (options == nullptr || nla_put_u32(m, TCA_BPF_FLAGS, TCA_BPF_FLAG_ACT_DIRECT) < 0 ||
-      nla_nest_end(m, options) < 0) {
-    return absl::InternalError(Cat(where, "cannot build the netlink request"));
-  }
+  NetlinkMessage msg = BpfFilterRequest(hook->ifindex(), direction, 0, program_fd, name);
+  if (msg == nullptr) return absl::InternalError(Cat(where, "cannot build the netlink request"));
   auto entry = RecordFilter(*hook, direction, 0, kHandle, name, "");
   if (!entry.ok()) return entry.status();
   uint32_t priority = 0;
@@ -410,6 +401,30 @@ absl::StatusOr<NetlinkMessage> RedirectFilterRequest(int ifindex, uint32_t prior
     return out_of_room();
   }
   return msg;
+}
+
+NetlinkMessage BpfFilterRequest(int ifindex, Hook direction, uint32_t priority, int program_fd,
+                                const std::string& name) {
+  NetlinkMessage msg =
+      FilterMessage(RTM_NEWTFILTER, NLM_F_CREATE | NLM_F_EXCL | (priority == 0 ? NLM_F_ECHO : 0), ifindex,
+                    direction, 1, priority);
+  nl_msg* m = msg.get();
+  nlattr* options = BpfOptions(m, program_fd, name);
+  // Direct action: the program's return value is the verdict.
+  if (options == nullptr || nla_put_u32(m, TCA_BPF_FLAGS, TCA_BPF_FLAG_ACT_DIRECT) < 0 ||
+      nla_nest_end(m, options) < 0) {
+    return nullptr;
+  }
+  return msg;
+}
+
+NetlinkMessage DeleteFilterRequest(int ifindex, Hook direction, uint32_t handle, uint32_t priority) {
+  return FilterMessage(RTM_DELTFILTER, 0, ifindex, direction, handle, priority);
+}
+
+NetlinkMessage ClsactRequest(int type, int ifindex) {
+  return TcMessage(type, type == RTM_NEWQDISC ? NLM_F_CREATE | NLM_F_EXCL : 0, ifindex, TC_H_CLSACT,
+                   TC_H_MAKE(TC_H_CLSACT, 0), "clsact", 64);
 }
 
 TcFilter::~TcFilter() {

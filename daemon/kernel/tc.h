@@ -105,6 +105,17 @@ absl::StatusOr<std::string> UndoRecordedClsact(const journal::Clsact& recorded);
 // someone else attached.
 absl::StatusOr<std::string> UndoRecordedFilter(const journal::Filter& recorded);
 
+// The requests the hooks and filters send, which the capability probe sends too (null when they cannot
+// be built): a direct-action cls_bpf filter running `program_fd` (named `name`) on the `direction`
+// clsact hook of device `ifindex`, handle 1, at `priority` (0: the kernel picks one, and NLM_F_ECHO
+// has it send the filter back with the one it gave); the deletion of a cls_bpf filter by handle and
+// priority; and the exclusive creation (RTM_NEWQDISC) or the deletion (RTM_DELQDISC) of the device's
+// clsact qdisc.
+NetlinkMessage BpfFilterRequest(int ifindex, Hook direction, uint32_t priority, int program_fd,
+                                const std::string& name);
+NetlinkMessage DeleteFilterRequest(int ifindex, Hook direction, uint32_t handle, uint32_t priority);
+NetlinkMessage ClsactRequest(int type, int ifindex);
+
 // The request for a redirect filter on the clsact ingress hook of device `ifindex`: cls_bpf at
 // `priority`, handle 1, WITHOUT direct action, running `program_fd`, with one mirred action that
 // redirects the packets the program selects (any nonzero return; 0 passes them to the next filter)
